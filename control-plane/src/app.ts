@@ -1,0 +1,89 @@
+import type { Redis } from "ioredis";
+import { createAuditService } from "./audit/audit-service.js";
+import { createPolicy } from "./auth/policy.js";
+import { createConfigService } from "./config-store/config-service.js";
+import type { ConfigStore } from "./config-store/config-store.js";
+import { createConfigStore } from "./config-store/config-store.js";
+import type { Sql } from "./db/postgres.js";
+import { type GrpcServer, startGrpcServer } from "./grpc/server.js";
+import type { EdgeDeps } from "./grpc/unary.js";
+import { createIdentityService } from "./identity/identity-service.js";
+import { createIdentityStore, type IdentityStore } from "./identity/identity-store.js";
+import type { Logger } from "./log.js";
+import { createModuleCache } from "./modules/module-cache.js";
+import { createModuleService } from "./modules/module-service.js";
+import { createModuleStore, type ModuleStore } from "./modules/module-store.js";
+import { createOrganizationService } from "./organizations/organization-service.js";
+import {
+  createOrganizationStore,
+  type OrganizationStore,
+} from "./organizations/organization-store.js";
+import type { SecretKeyring } from "./secrets/secret-cipher.js";
+import { createSecretService } from "./secrets/secret-service.js";
+import { createSecretStore, type SecretStore } from "./secrets/secret-store.js";
+
+/** The control plane's stores, wired to their clients. */
+export interface Stores {
+  organizations: OrganizationStore;
+  identity: IdentityStore;
+  modules: ModuleStore;
+  config: ConfigStore;
+  secrets: SecretStore;
+}
+
+/** Settings the stores and server need (a subset of Config, so tests can pass their own). */
+export interface AppSettings {
+  redisKeyPrefix: string;
+  moduleCacheTtlSeconds: number;
+  moduleMaxBytes: number;
+  secretKeyring: SecretKeyring;
+  grpcListen: string;
+}
+
+/** Builds every store over the given clients. */
+export function createStores(deps: {
+  sql: Sql;
+  redis: Redis;
+  log: Logger;
+  settings: AppSettings;
+}): Stores {
+  const { sql, redis, log, settings } = deps;
+  const cache = createModuleCache(redis, {
+    prefix: settings.redisKeyPrefix,
+    ttlSeconds: settings.moduleCacheTtlSeconds,
+  });
+  return {
+    organizations: createOrganizationStore(sql),
+    identity: createIdentityStore(sql),
+    modules: createModuleStore({ sql, cache, log, maxModuleBytes: settings.moduleMaxBytes }),
+    config: createConfigStore(sql),
+    secrets: createSecretStore(sql, settings.secretKeyring),
+  };
+}
+
+/** Starts the gRPC server exposing every service over the given stores. */
+export async function startControlPlaneServer(deps: {
+  sql: Sql;
+  stores: Stores;
+  log: Logger;
+  listen: string;
+}): Promise<GrpcServer> {
+  const { sql, stores, log } = deps;
+  const edge: EdgeDeps = { identity: stores.identity, log };
+  const policy = createPolicy(stores.identity);
+  return startGrpcServer(
+    {
+      "bifrost.v1.OrganizationService": createOrganizationService(
+        edge,
+        policy,
+        stores.organizations,
+      ),
+      "bifrost.v1.IdentityService": createIdentityService(edge, policy, stores.identity),
+      "bifrost.v1.ModuleService": createModuleService(edge, policy, stores.modules),
+      "bifrost.v1.ConfigService": createConfigService(edge, policy, stores.config),
+      "bifrost.v1.SecretService": createSecretService(edge, policy, stores.secrets),
+      "bifrost.v1.AuditService": createAuditService(edge, policy, sql),
+    },
+    { listen: deps.listen, log },
+  );
+}

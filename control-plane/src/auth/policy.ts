@@ -1,0 +1,150 @@
+import type {
+  AuditServiceServer,
+  ConfigServiceServer,
+  IdentityServiceServer,
+  ModuleServiceServer,
+  OrganizationServiceServer,
+  SecretServiceServer,
+} from "@bifrost/proto";
+import type { handleUnaryCall } from "@grpc/grpc-js";
+import { invalidArgument, notFound, permissionDenied } from "../errors.js";
+import type { Rule } from "../grpc/unary.js";
+import type { IdentityStore } from "../identity/identity-store.js";
+import { parseUuid, scopeFromProto } from "../scope.js";
+import {
+  requireOrganizationRole,
+  requirePlatformAdmin,
+  requireScopeRead,
+  requireScopeWrite,
+  requireSelfOrPlatformAdmin,
+} from "./authorize.js";
+
+type RequestOf<H> = H extends handleUnaryCall<infer Req, unknown> ? Req : never;
+type RulesFor<S> = { [M in keyof S as Capitalize<string & M>]: Rule<RequestOf<S[M]>> };
+
+/** The authorization rule of every RPC, by service and method. The type makes a missing rule a compile error. */
+export interface Policy {
+  OrganizationService: RulesFor<OrganizationServiceServer>;
+  IdentityService: RulesFor<IdentityServiceServer>;
+  ModuleService: RulesFor<ModuleServiceServer>;
+  ConfigService: RulesFor<ConfigServiceServer>;
+  SecretService: RulesFor<SecretServiceServer>;
+  AuditService: RulesFor<AuditServiceServer>;
+}
+
+const anyAuthenticated: Rule<unknown> = () => {};
+
+/**
+ * Who may call what. Platform admins: everything. Org admins: their organization's modules,
+ * config, secrets, members and audit trail, and read access to the global scope. Org members:
+ * read their organization (executions come with the next API). Everyone: their own
+ * principal and API keys.
+ */
+export function createPolicy(identity: IdentityStore): Policy {
+  const orgAdmin =
+    (id: string, field = "organization_id"): Rule<unknown> =>
+    (_r, p) =>
+      requireOrganizationRole(p, parseUuid(id, field), "admin");
+
+  return {
+    OrganizationService: {
+      CreateOrganization: (_r, p) => requirePlatformAdmin(p, "create organizations"),
+      GetOrganization: (r, p) => requireOrganizationRole(p, parseUuid(r.id, "id"), "member"),
+      ListOrganizations: anyAuthenticated,
+      UpdateOrganization: (_r, p) => requirePlatformAdmin(p, "update organizations"),
+      DeleteOrganization: (_r, p) => requirePlatformAdmin(p, "delete organizations"),
+    },
+    IdentityService: {
+      GetCurrentPrincipal: anyAuthenticated,
+      CreateUser: (r, p) => {
+        if (p.platformAdmin) return;
+        if (!r.organizationId)
+          throw permissionDenied("only platform admins may create users outside an organization");
+        if (r.platformAdmin)
+          throw permissionDenied("only platform admins may create platform admins");
+        requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "admin");
+      },
+      GetUser: async (r, p) => {
+        const id = parseUuid(r.id, "id");
+        if (p.platformAdmin || p.userId === id) return;
+        const theirs = await identity.organizationsOfUser(id);
+        const adminOfOne = theirs.some((org) => p.memberships.get(org)?.role === "admin");
+        if (!adminOfOne) throw permissionDenied(`caller may not read user "${id}"`);
+      },
+      ListUsers: (r, p) => {
+        if (p.platformAdmin) return;
+        if (!r.organizationId)
+          throw permissionDenied("only platform admins may list all users; set organization_id");
+        requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "admin");
+      },
+      UpdateUser: (r, p) => {
+        const id = parseUuid(r.id, "id");
+        if (p.platformAdmin) return;
+        if (r.platformAdmin !== undefined)
+          throw permissionDenied("only platform admins may change platform_admin");
+        requireSelfOrPlatformAdmin(p, id, "update a user");
+      },
+      DeleteUser: (_r, p) => requirePlatformAdmin(p, "delete users"),
+      SetMembership: (r, p) => orgAdmin(r.organizationId)(r, p),
+      RemoveMembership: (r, p) => orgAdmin(r.organizationId)(r, p),
+      ListMemberships: (r, p) => {
+        if (r.organizationId && r.userId)
+          throw invalidArgument("set only one of organization_id and user_id");
+        if (r.organizationId) return orgAdmin(r.organizationId)(r, p);
+        if (!r.userId) throw invalidArgument("one of organization_id and user_id is required");
+        requireSelfOrPlatformAdmin(p, parseUuid(r.userId, "user_id"), "list a user's memberships");
+      },
+      CreateApiKey: (r, p) =>
+        requireSelfOrPlatformAdmin(
+          p,
+          r.userId ? parseUuid(r.userId, "user_id") : p.userId,
+          "create api keys for a user",
+        ),
+      ListApiKeys: (r, p) =>
+        requireSelfOrPlatformAdmin(
+          p,
+          r.userId ? parseUuid(r.userId, "user_id") : p.userId,
+          "list a user's api keys",
+        ),
+      RevokeApiKey: async (r, p) => {
+        const id = parseUuid(r.id, "id");
+        if (p.platformAdmin) return;
+        const key = await identity.getApiKey(id).catch(() => undefined);
+        // Someone else's key looks exactly like a missing one.
+        if (!key || key.userId !== p.userId) throw notFound(`api key "${id}" not found`);
+      },
+    },
+    ModuleService: {
+      PutModule: (r, p) => requireScopeWrite(p, scopeFromProto(r.scope)),
+      GetModule: (r, p) => requireScopeRead(p, scopeFromProto(r.scope)),
+      ResolveModule: (r, p) => orgAdmin(r.organizationId)(r, p),
+      DeleteModule: (r, p) => requireScopeWrite(p, scopeFromProto(r.scope)),
+      ListModules: (r, p) => requireScopeRead(p, scopeFromProto(r.scope)),
+      ListEffectiveModules: (r, p) => orgAdmin(r.organizationId)(r, p),
+      GetEffectiveView: (r, p) => orgAdmin(r.organizationId)(r, p),
+      GetImportMap: (r, p) => orgAdmin(r.organizationId)(r, p),
+    },
+    ConfigService: {
+      SetConfig: (r, p) => requireScopeWrite(p, scopeFromProto(r.scope)),
+      GetConfig: (r, p) => requireScopeRead(p, scopeFromProto(r.scope)),
+      ResolveConfig: (r, p) => orgAdmin(r.organizationId)(r, p),
+      DeleteConfig: (r, p) => requireScopeWrite(p, scopeFromProto(r.scope)),
+      ListConfig: (r, p) => requireScopeRead(p, scopeFromProto(r.scope)),
+      ListEffectiveConfig: (r, p) => orgAdmin(r.organizationId)(r, p),
+    },
+    SecretService: {
+      SetSecret: (r, p) => requireScopeWrite(p, scopeFromProto(r.scope)),
+      DeleteSecret: (r, p) => requireScopeWrite(p, scopeFromProto(r.scope)),
+      ListSecrets: (r, p) => requireScopeRead(p, scopeFromProto(r.scope)),
+      ListEffectiveSecrets: (r, p) => orgAdmin(r.organizationId)(r, p),
+    },
+    AuditService: {
+      ListAuditEvents: (r, p) => {
+        if (r.organizationId && r.globalOnly)
+          throw invalidArgument("set only one of organization_id and global_only");
+        if (r.organizationId) return orgAdmin(r.organizationId)(r, p);
+        requirePlatformAdmin(p, "list global or platform-wide audit events");
+      },
+    },
+  };
+}

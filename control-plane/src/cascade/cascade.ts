@@ -1,0 +1,104 @@
+import type { SqlOrTx } from "../db/postgres.js";
+
+/** Where an entry of an organization's effective set comes from. */
+export type Provenance = "organization" | "global" | "override";
+
+/** A scoped table: rows keyed by (organization_id, key) with NULL organization_id = global. */
+export interface CascadeTable {
+  /** Table name (a constant of the code, never input). */
+  table: string;
+  /** The natural-key column (path, key, name). */
+  keyColumn: string;
+  /** Columns returned besides organization_id and the key. */
+  columns: readonly string[];
+}
+
+/** A row as the cascade returns it: the selected columns plus scope, key and provenance. */
+export type CascadeRow = Record<string, unknown> & {
+  organization_id: string | null;
+  key: string;
+  provenance: Provenance;
+};
+
+/**
+ * The result of reading one key for an organization: the winning row (if any) and both
+ * candidates, for callers that cache each scope's row separately.
+ */
+export interface CascadeResolution {
+  winner: CascadeRow | undefined;
+  own: Record<string, unknown> | undefined;
+  global: Record<string, unknown> | undefined;
+}
+
+/** Options of an effective listing: keyset pagination and an optional key prefix. */
+export interface EffectiveListOptions {
+  prefix?: string;
+  after?: string;
+  limit?: number;
+}
+
+/**
+ * The cascade, written once. Reading key K for organization O returns O's row if it exists,
+ * else the global row; listing for O returns O's rows plus the global rows O does not
+ * override, each with its provenance. Rows of other organizations are never selected: every
+ * statement filters on `organization_id = O OR organization_id IS NULL`. Modules, config and
+ * secrets all read through this.
+ */
+export interface Cascade {
+  resolve(sql: SqlOrTx, organizationId: string, key: string): Promise<CascadeResolution>;
+  listEffective(
+    sql: SqlOrTx,
+    organizationId: string,
+    options?: EffectiveListOptions,
+  ): Promise<CascadeRow[]>;
+}
+
+/** Builds the cascade reader for one scoped table. */
+export function createCascade(definition: CascadeTable): Cascade {
+  const { table, keyColumn, columns } = definition;
+  return {
+    async resolve(sql, organizationId, key) {
+      const rows = await sql<Record<string, unknown>[]>`
+        select ${sql(columns.map((c) => `t.${c}`))}, t.organization_id, t.${sql(keyColumn)} as key
+        from ${sql(table)} t
+        where t.${sql(keyColumn)} = ${key}
+          and (t.organization_id = ${organizationId} or t.organization_id is null)`;
+      const own = rows.find((r) => r.organization_id !== null);
+      const global = rows.find((r) => r.organization_id === null);
+      const chosen = own ?? global;
+      const provenance: Provenance = own ? (global ? "override" : "organization") : "global";
+      const winner = chosen ? ({ ...chosen, provenance } as CascadeRow) : undefined;
+      return { winner, own, global };
+    },
+
+    async listEffective(sql, organizationId, options = {}) {
+      const after = options.after ?? "";
+      const prefix = options.prefix ?? "";
+      const limit = options.limit ?? null;
+      const rows = await sql<CascadeRow[]>`
+        select ${sql(columns.map((c) => `t.${c}`))}, t.organization_id, t.${sql(keyColumn)} as key,
+          case
+            when t.organization_id is null then 'global'
+            when exists (
+              select 1 from ${sql(table)} g
+              where g.organization_id is null and g.${sql(keyColumn)} = t.${sql(keyColumn)}
+            ) then 'override'
+            else 'organization'
+          end as provenance
+        from ${sql(table)} t
+        where (
+            t.organization_id = ${organizationId}
+            or (t.organization_id is null and not exists (
+              select 1 from ${sql(table)} o
+              where o.organization_id = ${organizationId}
+                and o.${sql(keyColumn)} = t.${sql(keyColumn)}
+            ))
+          )
+          and t.${sql(keyColumn)} > ${after}
+          and starts_with(t.${sql(keyColumn)}, ${prefix})
+        order by t.${sql(keyColumn)}
+        limit ${limit}`;
+      return rows;
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import { z } from "zod";
+import { parseSecretKeyring, type SecretKeyring } from "./secrets/secret-cipher.js";
+
+const schema = z.object({
+  // PostgreSQL URL; the database is created if it does not exist.
+  BIFROST_DATABASE_URL: z.url().default("postgres://postgres@127.0.0.1:5432/bifrost"),
+  // Redis URL for the module cache (never the source of truth).
+  BIFROST_REDIS_URL: z.url().default("redis://127.0.0.1:6379/0"),
+  // Prefix of every Redis key this deployment writes; lets deployments share a Redis.
+  BIFROST_REDIS_KEY_PREFIX: z.string().min(1).default("bifrost:"),
+  // host:port the gRPC server listens on. Loopback by default; expose deliberately.
+  BIFROST_GRPC_LISTEN: z
+    .string()
+    .regex(/^[^\s:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/)
+    .default("127.0.0.1:50051"),
+  // pino level: fatal, error, warn, info, debug, trace, silent.
+  BIFROST_LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info"),
+  // Secret encryption keys, "keyId:base64(32 bytes)" separated by commas. Required: there
+  // is no safe default for a key. Keep old keys listed until every secret is re-sealed.
+  BIFROST_SECRET_KEYS: z.string().min(1, "is required (keyId:base64-of-32-bytes[,…])"),
+  // The key id new secrets are sealed with; defaults to the first key listed.
+  BIFROST_SECRET_ACTIVE_KEY_ID: z.string().optional(),
+  // Optional API key installed for the first platform admin instead of a generated one.
+  BIFROST_BOOTSTRAP_ADMIN_KEY: z.string().optional(),
+  // Email of the platform admin created on first start.
+  BIFROST_BOOTSTRAP_ADMIN_EMAIL: z.email().default("admin@bifrost.local"),
+  // Largest module accepted, in bytes.
+  BIFROST_MODULE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(16 * 1024 * 1024)
+    .default(1024 * 1024),
+  // Lifetime of module cache entries in Redis, a bound on staleness if a writer dies mid-update.
+  BIFROST_MODULE_CACHE_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600),
+  // How long in-flight calls may take to finish on SIGTERM before the server is forced down.
+  BIFROST_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
+});
+
+/** The control plane's configuration, parsed once at start. */
+export interface Config {
+  databaseUrl: string;
+  redisUrl: string;
+  redisKeyPrefix: string;
+  grpcListen: string;
+  logLevel: string;
+  secretKeyring: SecretKeyring;
+  bootstrapAdminKey: string | undefined;
+  bootstrapAdminEmail: string;
+  moduleMaxBytes: number;
+  moduleCacheTtlSeconds: number;
+  shutdownGraceMs: number;
+}
+
+/** Raised with every invalid variable listed, so one start shows everything to fix. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses the environment; throws ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`),
+    );
+  }
+  const vars = parsed.data;
+  let secretKeyring: SecretKeyring;
+  try {
+    secretKeyring = parseSecretKeyring(vars.BIFROST_SECRET_KEYS, vars.BIFROST_SECRET_ACTIVE_KEY_ID);
+  } catch (error) {
+    throw new ConfigError([`BIFROST_SECRET_KEYS: ${(error as Error).message}`]);
+  }
+  return {
+    databaseUrl: vars.BIFROST_DATABASE_URL,
+    redisUrl: vars.BIFROST_REDIS_URL,
+    redisKeyPrefix: vars.BIFROST_REDIS_KEY_PREFIX,
+    grpcListen: vars.BIFROST_GRPC_LISTEN,
+    logLevel: vars.BIFROST_LOG_LEVEL,
+    secretKeyring,
+    bootstrapAdminKey: vars.BIFROST_BOOTSTRAP_ADMIN_KEY,
+    bootstrapAdminEmail: vars.BIFROST_BOOTSTRAP_ADMIN_EMAIL,
+    moduleMaxBytes: vars.BIFROST_MODULE_MAX_BYTES,
+    moduleCacheTtlSeconds: vars.BIFROST_MODULE_CACHE_TTL_SECONDS,
+    shutdownGraceMs: vars.BIFROST_SHUTDOWN_GRACE_MS,
+  };
+}

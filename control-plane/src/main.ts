@@ -1,0 +1,64 @@
+// The control plane's composition root: the only module with side effects at import time.
+import { createStores, startControlPlaneServer } from "./app.js";
+import { ConfigError, loadConfig } from "./config.js";
+import { migrate } from "./db/migrate.js";
+import { connectPostgres } from "./db/postgres.js";
+import { bootstrapPlatformAdmin } from "./identity/bootstrap.js";
+import { createLogger } from "./log.js";
+import { connectRedis } from "./redis.js";
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (error) {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : String(error)}\n`);
+  process.exit(2);
+}
+
+const log = createLogger({ name: "bifrost-control-plane", level: config.logLevel });
+
+try {
+  const applied = await migrate(config.databaseUrl, { logger: log });
+  if (applied.length) log.info({ applied }, "migrations applied");
+  const sql = await connectPostgres(config.databaseUrl);
+  const redis = await connectRedis(config.redisUrl);
+  const stores = createStores({ sql, redis, log, settings: config });
+
+  const bootstrap = await bootstrapPlatformAdmin(sql, stores.identity, {
+    email: config.bootstrapAdminEmail,
+    presetKey: config.bootstrapAdminKey,
+  });
+  if (bootstrap.created && !bootstrap.fromConfig) {
+    // Printed once, on the terminal, never to the structured log: this is the only copy.
+    process.stderr.write(
+      `\n  First start: created platform admin ${bootstrap.email}.\n  API key (shown once, store it now):\n\n    ${bootstrap.secret}\n\n`,
+    );
+  } else if (bootstrap.created) {
+    log.info(
+      { email: bootstrap.email },
+      "platform admin created with the configured bootstrap key",
+    );
+  }
+
+  const warmed = await stores.modules.warmCache();
+  log.info({ modules: warmed }, "module cache warmed");
+
+  const server = await startControlPlaneServer({ sql, stores, log, listen: config.grpcListen });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    await server.shutdown(config.shutdownGraceMs);
+    await sql.end({ timeout: 5 });
+    redis.disconnect();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+} catch (error) {
+  log.fatal({ err: error }, "control plane failed to start");
+  process.exit(1);
+}

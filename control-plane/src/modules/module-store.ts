@@ -1,0 +1,463 @@
+import { type Actor, recordAudit } from "../audit/audit-log.js";
+import { createCascade, type Provenance } from "../cascade/cascade.js";
+import { isForeignKeyViolation, type Sql, type SqlOrTx } from "../db/postgres.js";
+import { notFound, resourceExhausted } from "../errors.js";
+import type { Logger } from "../log.js";
+import { assertOrganizationExists } from "../organizations/organization-store.js";
+import {
+  describeScope,
+  globalScope,
+  organizationScope,
+  type Scope,
+  scopeOfRow,
+  scopeOrganizationId,
+} from "../scope.js";
+import type { CachedPointer, ModuleCache } from "./module-cache.js";
+import { validateModulePath, validatePathPrefix } from "./module-path.js";
+import {
+  addSum,
+  bytesToSum,
+  contentHashOf,
+  entryHash,
+  subtractSum,
+  sumToBytes,
+  viewFingerprint,
+} from "./view-hash.js";
+
+/** A stored module's metadata, with its content when the read asked for it. */
+export interface ModuleRecord {
+  scope: Scope;
+  path: string;
+  content: string;
+  contentHash: string;
+  sizeBytes: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One entry of an organization's effective tree. */
+export interface EffectiveEntry {
+  path: string;
+  contentHash: string;
+  provenance: Provenance;
+}
+
+/** The effective tree of an organization and the fingerprint that identifies it. */
+export interface EffectiveView {
+  fingerprint: string;
+  /** Omitted (undefined) when the caller's known fingerprint is still current. */
+  entries: EffectiveEntry[] | undefined;
+}
+
+/** Reads and writes modules per scope, keeping the view sums and the Redis cache coherent. */
+export interface ModuleStore {
+  put(
+    actor: Actor,
+    scope: Scope,
+    path: string,
+    content: string,
+  ): Promise<{ module: ModuleRecord; changed: boolean }>;
+  get(scope: Scope, path: string): Promise<ModuleRecord>;
+  resolve(
+    organizationId: string,
+    path: string,
+  ): Promise<{ module: ModuleRecord; provenance: Provenance }>;
+  delete(actor: Actor, scope: Scope, path: string): Promise<void>;
+  list(
+    scope: Scope,
+    options: { prefix: string; after: string; limit: number },
+  ): Promise<ModuleRecord[]>;
+  listEffective(
+    organizationId: string,
+    options: { prefix: string; after: string; limit: number },
+  ): Promise<Array<{ module: ModuleRecord; provenance: Provenance }>>;
+  effectiveView(organizationId: string, knownFingerprint?: string): Promise<EffectiveView>;
+  /** Loads every module into the cache (at start, so the first executions hit it). */
+  warmCache(): Promise<number>;
+}
+
+const moduleCascade = createCascade({
+  table: "modules",
+  keyColumn: "path",
+  columns: ["content_hash", "size_bytes", "created_at", "updated_at", "revision"],
+});
+
+// Resolution reads the content too; listings do not.
+const moduleResolveCascade = createCascade({
+  table: "modules",
+  keyColumn: "path",
+  columns: ["content", "content_hash", "size_bytes", "created_at", "updated_at", "revision"],
+});
+
+function pointerOf(row: Record<string, unknown> | undefined): CachedPointer {
+  if (!row) return { revision: 0, hash: null };
+  return {
+    revision: Number(row.revision),
+    hash: row.content_hash as string,
+    createdAt: (row.created_at as Date).getTime(),
+    updatedAt: (row.updated_at as Date).getTime(),
+  };
+}
+
+interface ModuleRow {
+  organization_id: string | null;
+  path: string;
+  content?: string;
+  content_hash: string;
+  size_bytes: number;
+  created_at: Date;
+  updated_at: Date;
+  revision: string;
+}
+
+function toRecord(row: ModuleRow): ModuleRecord {
+  return {
+    scope: scopeOfRow(row.organization_id),
+    path: row.path,
+    content: row.content ?? "",
+    contentHash: row.content_hash,
+    sizeBytes: row.size_bytes,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** Creates the module store over PostgreSQL (truth) and the module cache. */
+export function createModuleStore(deps: {
+  sql: Sql;
+  cache: ModuleCache;
+  log: Logger;
+  maxModuleBytes: number;
+}): ModuleStore {
+  const { sql, cache, log, maxModuleBytes } = deps;
+
+  // Cache writes happen after commit. A failure there must not fail the request: the
+  // revision check and the TTL bound any staleness, and Postgres stays the truth.
+  async function updateCache(work: () => Promise<unknown>): Promise<void> {
+    try {
+      await work();
+    } catch (error) {
+      log.warn({ err: error }, "module cache update failed");
+    }
+  }
+
+  // Locks the global view row (shared for an organization write, exclusive for a global
+  // write) and the organization's row. Global first, always, so writers cannot deadlock; an
+  // organization write then sees a stable global module at its path.
+  async function lockScopeStates(tx: SqlOrTx, scope: Scope): Promise<bigint> {
+    if (scope.kind === "global") {
+      const [row] = await tx<{ view_sum: Buffer }[]>`
+        select view_sum from module_scope_states where organization_id is null for update`;
+      return bytesToSum(row?.view_sum ?? Buffer.alloc(0));
+    }
+    await tx`select 1 from module_scope_states where organization_id is null for share`;
+    try {
+      await tx`insert into module_scope_states (organization_id) values (${scope.organizationId})
+        on conflict (organization_id) do nothing`;
+    } catch (error) {
+      if (isForeignKeyViolation(error))
+        throw notFound(`organization "${scope.organizationId}" not found`);
+      throw error;
+    }
+    const [row] = await tx<{ view_sum: Buffer }[]>`
+      select view_sum from module_scope_states where organization_id = ${scope.organizationId} for update`;
+    return bytesToSum(row?.view_sum ?? Buffer.alloc(0));
+  }
+
+  async function writeScopeState(
+    tx: SqlOrTx,
+    organizationId: string | null,
+    sum: bigint,
+    countDelta: number,
+    bytesDelta: number,
+  ): Promise<void> {
+    await tx`
+      update module_scope_states
+      set view_sum = ${sumToBytes(sum)}, module_count = module_count + ${countDelta},
+        total_bytes = total_bytes + ${bytesDelta}, updated_at = now()
+      where organization_id is not distinct from ${organizationId}`;
+  }
+
+  // A global module at `path` changed from `before` to `after` (either may be absent): every
+  // organization overriding that path keeps its effective tree, so its delta sum absorbs the
+  // change: delta(O) = Σ h(own) − h(global or nothing).
+  async function rebaseOverrides(
+    tx: SqlOrTx,
+    path: string,
+    before: bigint,
+    after: bigint,
+  ): Promise<void> {
+    const rows = await tx<{ organization_id: string; view_sum: Buffer }[]>`
+      select s.organization_id, s.view_sum from module_scope_states s
+      where s.organization_id in (
+        select organization_id from modules where path = ${path} and organization_id is not null)
+      order by s.organization_id
+      for update`;
+    if (rows.length === 0) return;
+    const ids = rows.map((r) => r.organization_id);
+    const sums = rows.map((r) =>
+      sumToBytes(addSum(subtractSum(bytesToSum(r.view_sum), after), before)),
+    );
+    await tx`
+      update module_scope_states s set view_sum = u.view_sum, updated_at = now()
+      from (select unnest(${ids}::uuid[]) as organization_id, unnest(${sums}::bytea[]) as view_sum) u
+      where s.organization_id = u.organization_id`;
+  }
+
+  async function globalHashAt(tx: SqlOrTx, path: string): Promise<string | undefined> {
+    const [row] = await tx<{ content_hash: string }[]>`
+      select content_hash from modules where organization_id is null and path = ${path}`;
+    return row?.content_hash;
+  }
+
+  return {
+    async put(actor, scope, rawPath, content) {
+      const path = validateModulePath(rawPath);
+      const sizeBytes = Buffer.byteLength(content, "utf8");
+      if (sizeBytes > maxModuleBytes) {
+        throw resourceExhausted(
+          `module "${path}" is ${sizeBytes} bytes; at most ${maxModuleBytes} bytes are allowed`,
+        );
+      }
+      const contentHash = contentHashOf(content);
+      const organizationId = scopeOrganizationId(scope);
+      const result = await sql.begin(async (tx) => {
+        const scopeSum = await lockScopeStates(tx, scope);
+        const [existing] = await tx<{ content_hash: string; size_bytes: number }[]>`
+          select content_hash, size_bytes from modules
+          where organization_id is not distinct from ${organizationId} and path = ${path}
+          for update`;
+        if (existing?.content_hash === contentHash) {
+          const [row] = await tx<ModuleRow[]>`
+            select organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision
+            from modules where organization_id is not distinct from ${organizationId} and path = ${path}`;
+          return { row: row as ModuleRow, changed: false };
+        }
+        const added = entryHash(path, contentHash);
+        let removed: bigint;
+        if (existing) removed = entryHash(path, existing.content_hash);
+        else if (scope.kind === "global") removed = 0n;
+        else {
+          const globalHash = await globalHashAt(tx, path);
+          removed = globalHash ? entryHash(path, globalHash) : 0n;
+        }
+        if (scope.kind === "global") await rebaseOverrides(tx, path, removed, added);
+        await writeScopeState(
+          tx,
+          organizationId,
+          addSum(subtractSum(scopeSum, removed), added),
+          existing ? 0 : 1,
+          sizeBytes - (existing?.size_bytes ?? 0),
+        );
+        const [row] = await tx<ModuleRow[]>`
+          insert into modules (organization_id, path, content, content_hash, size_bytes)
+          values (${organizationId}, ${path}, ${content}, ${contentHash}, ${sizeBytes})
+          on conflict on constraint modules_scope_path_key do update
+          set content = excluded.content, content_hash = excluded.content_hash,
+            size_bytes = excluded.size_bytes, revision = nextval('module_revisions'), updated_at = now()
+          returning organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision`;
+        await recordAudit(tx, actor, {
+          organizationId,
+          action: existing ? "module.update" : "module.create",
+          targetType: "module",
+          target: path,
+          details: { contentHash, sizeBytes, previousContentHash: existing?.content_hash ?? null },
+        });
+        return { row: row as ModuleRow, changed: true };
+      });
+      if (result.changed) {
+        await updateCache(async () => {
+          await cache.putBlob(contentHash, content);
+          await cache.putPointer(
+            scope,
+            path,
+            pointerOf(result.row as unknown as Record<string, unknown>),
+          );
+        });
+      }
+      return { module: toRecord(result.row), changed: result.changed };
+    },
+
+    async get(scope, rawPath) {
+      const path = validateModulePath(rawPath);
+      const organizationId = scopeOrganizationId(scope);
+      const [row] = await sql<ModuleRow[]>`
+        select organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision
+        from modules where organization_id is not distinct from ${organizationId} and path = ${path}`;
+      if (!row) {
+        if (organizationId) await assertOrganizationExists(sql, organizationId);
+        throw notFound(`module "${path}" not found in ${describeScope(scope)}`);
+      }
+      return toRecord(row);
+    },
+
+    async resolve(organizationId, rawPath) {
+      const path = validateModulePath(rawPath);
+      const fromCache = await resolveFromCache(organizationId, path);
+      if (fromCache) return fromCache;
+      const { winner, own, global } = await moduleResolveCascade.resolve(sql, organizationId, path);
+      if (!winner) await assertOrganizationExists(sql, organizationId);
+      // Fill both scopes' pointers; the revision check stops these from undoing a write that
+      // committed after this read.
+      await updateCache(async () => {
+        if (winner) await cache.putBlob(winner.content_hash as string, winner.content as string);
+        await cache.putPointer(organizationScope(organizationId), path, pointerOf(own));
+        await cache.putPointer(globalScope, path, pointerOf(global));
+      });
+      if (!winner) {
+        throw notFound(
+          `module "${path}" not found for organization "${organizationId}" or globally`,
+        );
+      }
+      return {
+        module: toRecord({ ...(winner as unknown as ModuleRow), path }),
+        provenance: winner.provenance,
+      };
+    },
+
+    async delete(actor, scope, rawPath) {
+      const path = validateModulePath(rawPath);
+      const organizationId = scopeOrganizationId(scope);
+      const revision = await sql.begin(async (tx) => {
+        const scopeSum = await lockScopeStates(tx, scope);
+        const [deleted] = await tx<{ content_hash: string; size_bytes: number }[]>`
+          delete from modules where organization_id is not distinct from ${organizationId} and path = ${path}
+          returning content_hash, size_bytes`;
+        if (!deleted) throw notFound(`module "${path}" not found in ${describeScope(scope)}`);
+        const removed = entryHash(path, deleted.content_hash);
+        let restored = 0n;
+        if (scope.kind === "global") await rebaseOverrides(tx, path, removed, 0n);
+        else {
+          const globalHash = await globalHashAt(tx, path);
+          restored = globalHash ? entryHash(path, globalHash) : 0n;
+        }
+        await writeScopeState(
+          tx,
+          organizationId,
+          addSum(subtractSum(scopeSum, removed), restored),
+          -1,
+          -deleted.size_bytes,
+        );
+        await recordAudit(tx, actor, {
+          organizationId,
+          action: "module.delete",
+          targetType: "module",
+          target: path,
+          details: { contentHash: deleted.content_hash },
+        });
+        const [next] = await tx<
+          { revision: string }[]
+        >`select nextval('module_revisions') as revision`;
+        return Number(next?.revision);
+      });
+      await updateCache(() => cache.putPointer(scope, path, { revision, hash: null }));
+    },
+
+    async list(scope, options) {
+      const prefix = validatePathPrefix(options.prefix);
+      const organizationId = scopeOrganizationId(scope);
+      if (organizationId) await assertOrganizationExists(sql, organizationId);
+      const rows = await sql<ModuleRow[]>`
+        select organization_id, path, content_hash, size_bytes, created_at, updated_at, revision
+        from modules
+        where organization_id is not distinct from ${organizationId}
+          and path > ${options.after} and starts_with(path, ${prefix})
+        order by path limit ${options.limit}`;
+      return rows.map(toRecord);
+    },
+
+    async listEffective(organizationId, options) {
+      const prefix = validatePathPrefix(options.prefix);
+      await assertOrganizationExists(sql, organizationId);
+      const rows = await moduleCascade.listEffective(sql, organizationId, {
+        prefix,
+        after: options.after,
+        limit: options.limit,
+      });
+      return rows.map((row) => ({
+        module: toRecord({ ...(row as unknown as ModuleRow), path: row.key }),
+        provenance: row.provenance,
+      }));
+    },
+
+    async effectiveView(organizationId, knownFingerprint) {
+      // One snapshot for the sums and the entries, so the fingerprint describes exactly the
+      // entries returned even while writes land.
+      return sql.begin("isolation level repeatable read read only", async (tx) => {
+        const states = await tx<{ organization_id: string | null; view_sum: Buffer }[]>`
+          select organization_id, view_sum from module_scope_states
+          where organization_id is null or organization_id = ${organizationId}`;
+        const globalState = states.find((s) => s.organization_id === null);
+        const ownState = states.find((s) => s.organization_id !== null);
+        if (!ownState) await assertOrganizationExists(tx, organizationId);
+        const fingerprint = viewFingerprint(
+          bytesToSum(globalState?.view_sum ?? Buffer.alloc(0)),
+          bytesToSum(ownState?.view_sum ?? Buffer.alloc(0)),
+        );
+        if (knownFingerprint === fingerprint) return { fingerprint, entries: undefined };
+        const rows = await moduleCascade.listEffective(tx, organizationId);
+        const entries = rows.map((row) => ({
+          path: row.key,
+          contentHash: row.content_hash as string,
+          provenance: row.provenance,
+        }));
+        return { fingerprint, entries };
+      });
+    },
+
+    async warmCache() {
+      let count = 0;
+      const cursor = sql<ModuleRow[]>`
+        select organization_id, path, content, content_hash, revision, created_at, updated_at
+        from modules`.cursor(500);
+      for await (const rows of cursor) {
+        await cache.warm(
+          rows.map((row) => ({
+            scope: scopeOfRow(row.organization_id),
+            path: row.path,
+            pointer: pointerOf(row as unknown as Record<string, unknown>),
+            content: row.content ?? "",
+          })),
+        );
+        count += rows.length;
+      }
+      return count;
+    },
+  };
+
+  async function resolveFromCache(
+    organizationId: string,
+    path: string,
+  ): Promise<{ module: ModuleRecord; provenance: Provenance } | undefined> {
+    let pointers: Awaited<ReturnType<ModuleCache["getPointers"]>>;
+    try {
+      pointers = await cache.getPointers(organizationId, path);
+    } catch (error) {
+      log.warn({ err: error }, "module cache read failed");
+      return undefined;
+    }
+    const [own, global] = pointers;
+    if (!own || !global) return undefined;
+    const winner = own.hash ? own : global.hash ? global : undefined;
+    if (!winner?.hash) return undefined; // let Postgres say not found (and whether the org exists)
+    const content = await cache.getBlob(winner.hash).catch(() => undefined);
+    if (content === undefined) return undefined;
+    const provenance: Provenance = own.hash
+      ? global.hash
+        ? "override"
+        : "organization"
+      : "global";
+    return {
+      module: {
+        scope: own.hash ? { kind: "organization", organizationId } : { kind: "global" },
+        path,
+        content,
+        contentHash: winner.hash,
+        sizeBytes: Buffer.byteLength(content, "utf8"),
+        createdAt: new Date(winner.createdAt ?? 0),
+        updatedAt: new Date(winner.updatedAt ?? 0),
+      },
+      provenance,
+    };
+  }
+}
