@@ -195,12 +195,13 @@ export function createModuleStore(deps: {
       for update`;
     if (rows.length === 0) return;
     const ids = rows.map((r) => r.organization_id);
+    // Sums travel as hex text: postgres.js does not serialize Buffer arrays as bytea[].
     const sums = rows.map((r) =>
-      sumToBytes(addSum(subtractSum(bytesToSum(r.view_sum), after), before)),
+      sumToBytes(addSum(subtractSum(bytesToSum(r.view_sum), after), before)).toString("hex"),
     );
     await tx`
-      update module_scope_states s set view_sum = u.view_sum, updated_at = now()
-      from (select unnest(${ids}::uuid[]) as organization_id, unnest(${sums}::bytea[]) as view_sum) u
+      update module_scope_states s set view_sum = decode(u.view_sum, 'hex'), updated_at = now()
+      from (select unnest(${ids}::uuid[]) as organization_id, unnest(${sums}::text[]) as view_sum) u
       where s.organization_id = u.organization_id`;
   }
 

@@ -1,0 +1,92 @@
+import {
+  AuditServiceClient,
+  ConfigServiceClient,
+  IdentityServiceClient,
+  ModuleServiceClient,
+  OrganizationServiceClient,
+  SecretServiceClient,
+} from "@bifrost/proto";
+import {
+  type CallOptions,
+  type Client,
+  type ClientUnaryCall,
+  credentials,
+  Metadata,
+  type ServiceError,
+} from "@grpc/grpc-js";
+
+type Unary<R, S> = (
+  request: R,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: S) => void,
+) => ClientUnaryCall;
+
+/** A generated grpc-js client with each unary method turned into `(request) => Promise<response>`. */
+export type Promisified<C> = {
+  [K in keyof C as C[K] extends Unary<never, never> ? K : never]: C[K] extends Unary<
+    infer R,
+    infer S
+  >
+    ? (request: R) => Promise<S>
+    : never;
+};
+
+function promisify<C extends Client>(client: C, apiKey: string | undefined): Promisified<C> {
+  return new Proxy({} as Promisified<C>, {
+    get(_target, name: string) {
+      const method = (client as unknown as Record<string, Unary<unknown, unknown>>)[name];
+      if (typeof method !== "function") return undefined;
+      return (request: unknown) =>
+        new Promise((resolve, reject) => {
+          const metadata = new Metadata();
+          if (apiKey !== undefined) metadata.set("authorization", `Bearer ${apiKey}`);
+          method.call(client, request, metadata, {}, (error, response) =>
+            error ? reject(error) : resolve(response),
+          );
+        });
+    },
+  });
+}
+
+/** Promise clients for every service, authenticating with one API key (or none). */
+export interface ApiClients {
+  organizations: Promisified<OrganizationServiceClient>;
+  identity: Promisified<IdentityServiceClient>;
+  modules: Promisified<ModuleServiceClient>;
+  config: Promisified<ConfigServiceClient>;
+  secrets: Promisified<SecretServiceClient>;
+  audit: Promisified<AuditServiceClient>;
+}
+
+/** Raw generated clients sharing one channel, closed together. */
+export interface ClientPool {
+  as(apiKey: string | undefined): ApiClients;
+  close(): void;
+}
+
+/** Connects the generated clients to a control plane at address (host:port). */
+export function connectClients(address: string): ClientPool {
+  const creds = credentials.createInsecure();
+  const raw = {
+    organizations: new OrganizationServiceClient(address, creds),
+    identity: new IdentityServiceClient(address, creds),
+    modules: new ModuleServiceClient(address, creds),
+    config: new ConfigServiceClient(address, creds),
+    secrets: new SecretServiceClient(address, creds),
+    audit: new AuditServiceClient(address, creds),
+  };
+  return {
+    as: (apiKey) => ({
+      organizations: promisify(raw.organizations, apiKey),
+      identity: promisify(raw.identity, apiKey),
+      modules: promisify(raw.modules, apiKey),
+      config: promisify(raw.config, apiKey),
+      secrets: promisify(raw.secrets, apiKey),
+      audit: promisify(raw.audit, apiKey),
+    }),
+    close: () => {
+      for (const client of Object.values(raw)) client.close();
+    },
+  };
+}

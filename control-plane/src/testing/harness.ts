@@ -1,0 +1,105 @@
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import postgres from "postgres";
+import { inject } from "vitest";
+import { createStores, type Stores, startControlPlaneServer } from "../app.js";
+import type { Sql } from "../db/postgres.js";
+import type { GrpcServer } from "../grpc/server.js";
+import { bootstrapPlatformAdmin } from "../identity/bootstrap.js";
+import { createLogger } from "../log.js";
+import { parseSecretKeyring } from "../secrets/secret-cipher.js";
+import { type ApiClients, type ClientPool, connectClients } from "./grpc-clients.js";
+
+/** A control plane running for one test file: its own database, Redis key prefix and port. */
+export interface TestControlPlane {
+  sql: Sql;
+  redis: Redis;
+  stores: Stores;
+  /** Redis key prefix of this instance (every cache key starts with it). */
+  redisPrefix: string;
+  databaseUrl: string;
+  /** The platform admin's API key created at bootstrap. */
+  adminKey: string;
+  /** Clients authenticating with the given key (undefined = no key). */
+  api(apiKey: string | undefined): ApiClients;
+  close(): Promise<void>;
+}
+
+/** Test keyring: fixed keys so tests can rotate between them. */
+export const testKeyring = parseSecretKeyring(
+  `test-k1:${Buffer.alloc(32, 1).toString("base64")},test-k2:${Buffer.alloc(32, 2).toString("base64")}`,
+  "test-k1",
+);
+
+/**
+ * Starts a real control plane (gRPC on 127.0.0.1:0) over a fresh database cloned from the
+ * migrated template and a unique Redis key prefix. Options let a test pick the Redis database
+ * (to flush it alone) or the keyring.
+ */
+export async function startTestControlPlane(
+  options: { redisDb?: number; keyring?: typeof testKeyring; moduleMaxBytes?: number } = {},
+): Promise<TestControlPlane> {
+  const name = `bifrost_test_${randomBytes(6).toString("hex")}`;
+  const admin = postgres(inject("postgresUrl"), { max: 1, onnotice: () => {} });
+  await admin`create database ${admin(name)} template ${admin(inject("templateDatabase"))}`;
+  await admin.end();
+  const url = new URL(inject("postgresUrl"));
+  url.pathname = `/${name}`;
+  const databaseUrl = url.toString();
+
+  const sql = postgres(databaseUrl, {
+    max: 10,
+    onnotice: () => {},
+    transform: { undefined: null },
+  });
+  const redisUrl = new URL(inject("redisUrl"));
+  redisUrl.pathname = `/${options.redisDb ?? 0}`;
+  const redis = new Redis(redisUrl.toString(), { maxRetriesPerRequest: 2 });
+  const redisPrefix = `bifrost-test:${name}:`;
+  const log = createLogger({ name: "test", level: process.env.LOG_LEVEL ?? "silent" });
+  const stores = createStores({
+    sql,
+    redis,
+    log,
+    settings: {
+      redisKeyPrefix: redisPrefix,
+      moduleCacheTtlSeconds: 3600,
+      moduleMaxBytes: options.moduleMaxBytes ?? 256 * 1024,
+      secretKeyring: options.keyring ?? testKeyring,
+      grpcListen: "127.0.0.1:0",
+    },
+  });
+  const bootstrap = await bootstrapPlatformAdmin(sql, stores.identity, {
+    email: "admin@test.local",
+    presetKey: undefined,
+  });
+  if (!bootstrap.created) throw new Error("expected a fresh database to bootstrap an admin");
+  const server: GrpcServer = await startControlPlaneServer({
+    sql,
+    stores,
+    log,
+    listen: "127.0.0.1:0",
+  });
+  const pool: ClientPool = connectClients(`127.0.0.1:${server.port}`);
+
+  return {
+    sql,
+    redis,
+    stores,
+    redisPrefix,
+    databaseUrl,
+    adminKey: bootstrap.secret,
+    api: (apiKey) => pool.as(apiKey),
+    async close() {
+      pool.close();
+      await server.shutdown(1000);
+      await sql.end({ timeout: 5 });
+      const keys = await redis.keys(`${redisPrefix}*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+      const cleanup = postgres(inject("postgresUrl"), { max: 1, onnotice: () => {} });
+      await cleanup`drop database if exists ${cleanup(name)} with (force)`;
+      await cleanup.end();
+    },
+  };
+}
