@@ -77,6 +77,7 @@ export async function startControlPlaneServer(deps: {
         edge,
         policy,
         stores.organizations,
+        stores.modules,
       ),
       "bifrost.v1.IdentityService": createIdentityService(edge, policy, stores.identity),
       "bifrost.v1.ModuleService": createModuleService(edge, policy, stores.modules),

@@ -66,21 +66,38 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses the environment; throws ConfigError naming each bad variable. */
+/**
+ * The keyring from BIFROST_SECRET_KEYS and BIFROST_SECRET_ACTIVE_KEY_ID, or undefined after
+ * adding to `problems` what is wrong with whichever of the two is bad.
+ */
+function keyringFromEnv(env: NodeJS.ProcessEnv, problems: string[]): SecretKeyring | undefined {
+  const spec = env.BIFROST_SECRET_KEYS;
+  if (!spec) return undefined; // the schema reports it missing
+  try {
+    parseSecretKeyring(spec);
+  } catch (error) {
+    problems.push(`BIFROST_SECRET_KEYS: ${(error as Error).message}`);
+    return undefined;
+  }
+  // The keys parse, so only the active key id can be wrong now.
+  try {
+    return parseSecretKeyring(spec, env.BIFROST_SECRET_ACTIVE_KEY_ID);
+  } catch (error) {
+    problems.push(`BIFROST_SECRET_ACTIVE_KEY_ID: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Parses the environment; throws one ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`),
-    );
-  }
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+  // Checked even when other variables are bad, so one failed start lists everything to fix.
+  const secretKeyring = keyringFromEnv(env, problems);
+  if (!parsed.success || !secretKeyring) throw new ConfigError(problems);
   const vars = parsed.data;
-  let secretKeyring: SecretKeyring;
-  try {
-    secretKeyring = parseSecretKeyring(vars.BIFROST_SECRET_KEYS, vars.BIFROST_SECRET_ACTIVE_KEY_ID);
-  } catch (error) {
-    throw new ConfigError([`BIFROST_SECRET_KEYS: ${(error as Error).message}`]);
-  }
   return {
     databaseUrl: vars.BIFROST_DATABASE_URL,
     redisUrl: vars.BIFROST_REDIS_URL,

@@ -10,7 +10,7 @@ import { connectClients } from "./testing/grpc-clients.js";
 import { checkHealth } from "./testing/health-client.js";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
-const database = `bifrost_test_main_${randomBytes(4).toString("hex")}`;
+const database = `${inject("testDatabasePrefix")}main_${randomBytes(4).toString("hex")}`;
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, "127.0.0.1");

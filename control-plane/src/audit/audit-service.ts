@@ -1,10 +1,25 @@
 import type { AuditServiceServer } from "@bifrost/proto";
 import type { Policy } from "../auth/policy.js";
 import type { Sql } from "../db/postgres.js";
-import { decodePageToken, encodePageToken, isPairPosition, pageSize } from "../grpc/pagination.js";
+import { invalidArgument } from "../errors.js";
+import {
+  decodePageToken,
+  encodePageToken,
+  isTimestampUuidPosition,
+  pageSize,
+} from "../grpc/pagination.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
 import { parseUuid } from "../scope.js";
 import { type AuditFilter, listAuditEvents } from "./audit-store.js";
+
+/** Checks the action filter: free text, but PostgreSQL cannot compare text holding NUL. */
+function validateActionFilter(action: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(action)) {
+    throw invalidArgument(`action ${JSON.stringify(action)} must not contain control characters`);
+  }
+  return action;
+}
 
 /** gRPC handlers of AuditService. */
 export function createAuditService(edge: EdgeDeps, policy: Policy, sql: Sql): AuditServiceServer {
@@ -15,7 +30,7 @@ export function createAuditService(edge: EdgeDeps, policy: Policy, sql: Sql): Au
       policy.AuditService.ListAuditEvents,
       async (req) => {
         const limit = pageSize(req.pageSize, { default: 100, max: 500 });
-        const before = decodePageToken(req.pageToken, isPairPosition);
+        const before = decodePageToken(req.pageToken, isTimestampUuidPosition);
         const filter: AuditFilter = req.organizationId
           ? {
               kind: "organization",
@@ -27,7 +42,7 @@ export function createAuditService(edge: EdgeDeps, policy: Policy, sql: Sql): Au
         const events = await listAuditEvents(sql, {
           filter,
           limit,
-          ...(req.action && { action: req.action }),
+          ...(req.action && { action: validateActionFilter(req.action) }),
           ...(before && { before }),
         });
         const last = events.length === limit ? events[events.length - 1] : undefined;

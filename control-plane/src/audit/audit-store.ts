@@ -20,7 +20,11 @@ export type AuditFilter =
   | { kind: "organization"; organizationId: string }
   | { kind: "global" };
 
-/** Lists audit events newest first with keyset pagination on (created_at, id). */
+/**
+ * Lists audit events newest first with keyset pagination on (created_at, id). The cursor's
+ * timestamp travels as text and is cast in SQL: a timestamptz parameter would pass through a
+ * JS Date and lose its microseconds, skipping events just older than the page boundary.
+ */
 export async function listAuditEvents(
   sql: Sql,
   options: { filter: AuditFilter; action?: string; before?: [string, string]; limit: number },
@@ -49,7 +53,7 @@ export async function listAuditEvents(
           : sql`true`
     }
       and ${action ? sql`action = ${action}` : sql`true`}
-      and ${before ? sql`(created_at, id) < (${before[0]}::timestamptz, ${before[1]}::uuid)` : sql`true`}
+      and ${before ? sql`(created_at, id) < (${before[0]}::text::timestamptz, ${before[1]}::uuid)` : sql`true`}
     order by created_at desc, id desc
     limit ${limit}`;
   return rows.map((row) => ({

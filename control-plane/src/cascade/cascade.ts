@@ -53,6 +53,36 @@ export interface Cascade {
   ): Promise<CascadeRow[]>;
 }
 
+/**
+ * The cascade over rows already read — one organization's and the global scope's, each
+ * sorted by key — for callers that keep the global rows between reads. Yields, through
+ * `build`, what listEffective returns for the same rows: the organization's rows ("override"
+ * when a global row has the same key, else "organization") and the global rows it does not
+ * override ("global"), in key order. Which rows win never depends on the order; the output
+ * is in key order when both inputs sort by JavaScript string order, which is COLLATE "C"
+ * order for ASCII keys such as module paths. The inputs are not modified.
+ */
+export function mergeEffective<R extends { key: string }, T>(
+  own: readonly R[],
+  global: readonly R[],
+  build: (row: R, provenance: Provenance) => T,
+): T[] {
+  const ownKeys = new Set<string>();
+  for (const row of own) ownKeys.add(row.key);
+  const overridden = new Set<string>();
+  for (const row of global) if (ownKeys.has(row.key)) overridden.add(row.key);
+  const merged: T[] = [];
+  const pushOwn = (row: R) =>
+    merged.push(build(row, overridden.has(row.key) ? "override" : "organization"));
+  let next = 0;
+  for (const row of global) {
+    while (next < own.length && (own[next] as R).key <= row.key) pushOwn(own[next++] as R);
+    if (!ownKeys.has(row.key)) merged.push(build(row, "global"));
+  }
+  while (next < own.length) pushOwn(own[next++] as R);
+  return merged;
+}
+
 /** Builds the cascade reader for one scoped table. */
 export function createCascade(definition: CascadeTable): Cascade {
   const { table, keyColumn, columns } = definition;

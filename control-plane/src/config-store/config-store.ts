@@ -4,7 +4,12 @@ import { isForeignKeyViolation, type Sql } from "../db/postgres.js";
 import { notFound } from "../errors.js";
 import { assertOrganizationExists } from "../organizations/organization-store.js";
 import { describeScope, type Scope, scopeOfRow, scopeOrganizationId } from "../scope.js";
-import { type ConfigValue, configValueFromRow, validateConfigKey } from "./config-value.js";
+import {
+  type ConfigValue,
+  configValueFromRow,
+  validateConfigKey,
+  validateDescription,
+} from "./config-value.js";
 
 /** One config entry of a scope. */
 export interface ConfigRecord {
@@ -66,8 +71,9 @@ const storedValue = (value: ConfigValue): unknown => value.value;
 /** Creates the config store. */
 export function createConfigStore(sql: Sql): ConfigStore {
   return {
-    async set(actor, scope, rawKey, value, description) {
+    async set(actor, scope, rawKey, value, rawDescription) {
       const key = validateConfigKey(rawKey);
+      const description = validateDescription(rawDescription);
       const organizationId = scopeOrganizationId(scope);
       try {
         return await sql.begin(async (tx) => {
@@ -109,11 +115,11 @@ export function createConfigStore(sql: Sql): ConfigStore {
 
     async resolve(organizationId, rawKey) {
       const key = validateConfigKey(rawKey);
-      const { winner } = await configCascade.resolve(sql, organizationId, key);
-      if (!winner) {
-        await assertOrganizationExists(sql, organizationId);
-        return undefined;
-      }
+      const { winner, own } = await configCascade.resolve(sql, organizationId, key);
+      // Without a row of its own, the organization might not exist: never hand the global
+      // value to an id that names nothing.
+      if (!own) await assertOrganizationExists(sql, organizationId);
+      if (!winner) return undefined;
       return { entry: toRecord(winner as unknown as ConfigRow), provenance: winner.provenance };
     },
 

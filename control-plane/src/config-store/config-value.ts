@@ -25,6 +25,24 @@ export function validateConfigKey(key: string, field = "key"): string {
   return key;
 }
 
+/** True when a string anywhere in a JSON value (key or value) contains NUL, which jsonb rejects. */
+function containsNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value !== null && typeof value === "object") {
+    return Object.entries(value).some(([key, item]) => key.includes("\u0000") || containsNul(item));
+  }
+  return false;
+}
+
+/** Checks a free-text description: PostgreSQL text cannot store NUL characters. */
+export function validateDescription(description: string, field = "description"): string {
+  if (description.includes("\u0000")) {
+    throw invalidArgument(`${field} must not contain NUL characters`);
+  }
+  return description;
+}
+
 /** Converts and validates a wire value; `field` names it in errors. */
 export function configValueFromProto(
   value: ProtoConfigValue | undefined,
@@ -41,6 +59,9 @@ export function configValueFromProto(
       if (Buffer.byteLength(kind.value) > maxConfigValueBytes) {
         throw invalidArgument(`${field}.string_value is larger than ${maxConfigValueBytes} bytes`);
       }
+      if (kind.value.includes("\u0000")) {
+        throw invalidArgument(`${field}.string_value must not contain NUL characters`);
+      }
       return { type: "string", value: kind.value };
     case "intValue":
       if (!/^-?\d+$/.test(kind.value))
@@ -52,13 +73,20 @@ export function configValueFromProto(
       if (Buffer.byteLength(kind.value) > maxConfigValueBytes) {
         throw invalidArgument(`${field}.json_value is larger than ${maxConfigValueBytes} bytes`);
       }
+      let parsed: unknown;
       try {
-        return { type: "json", value: JSON.parse(kind.value) };
+        parsed = JSON.parse(kind.value);
       } catch (error) {
         throw invalidArgument(
           `${field}.json_value ${JSON.stringify(kind.value.slice(0, 60))} is not valid JSON: ${(error as Error).message}`,
         );
       }
+      if (containsNul(parsed)) {
+        throw invalidArgument(
+          `${field}.json_value ${JSON.stringify(kind.value.slice(0, 60))} must not contain NUL ("\\u0000") in any string`,
+        );
+      }
+      return { type: "json", value: parsed };
     }
     case "secretRef":
       return { type: "secret_ref", value: validateConfigKey(kind.value, `${field}.secret_ref`) };

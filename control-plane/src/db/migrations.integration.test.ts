@@ -7,7 +7,7 @@ import { createModuleCache } from "../modules/module-cache.js";
 import { createModuleStore } from "../modules/module-store.js";
 import { migrate } from "./migrate.js";
 
-const name = `bifrost_test_migrate_${randomBytes(4).toString("hex")}`;
+const name = `${inject("testDatabasePrefix")}migrate_${randomBytes(4).toString("hex")}`;
 const url = new URL(inject("postgresUrl"));
 url.pathname = `/${name}`;
 const databaseUrl = url.toString();
@@ -35,15 +35,19 @@ test("a database at the previous schema version migrates forward with its data i
       await sql`insert into users (email, platform_admin) values ('old@test', true) returning id`;
     await sql`insert into memberships (organization_id, user_id, role) values (${org?.id}, ${user?.id}, 'admin')`;
     await sql`insert into audit_events (organization_id, action, target_type, target) values (${org?.id}, 'organization.create', 'organization', ${org?.id})`;
-    const tables = async () =>
+    await sql`insert into modules (organization_id, path, content, content_hash, size_bytes)
+      values (${org?.id}, 'shared/old.ts', 'old', encode(sha256('old'), 'hex'), 3)`;
+    // The schema as a list of relations (tables, indexes, sequences), to see the step applied.
+    const relations = async () =>
       (
-        await sql<{ table_name: string }[]>`
-        select table_name from information_schema.tables where table_schema = 'public' order by 1`
-      ).map((r) => r.table_name);
-    const before = await tables();
+        await sql<{ relname: string }[]>`
+        select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'public' order by 1`
+      ).map((r) => r.relname);
+    const before = await relations();
 
     expect(await migrate(databaseUrl)).toEqual(applied.slice(-1));
-    expect((await tables()).length).toBeGreaterThan(before.length);
+    expect((await relations()).length).toBeGreaterThan(before.length);
     expect(await sql`select name from organizations`).toEqual([{ name: "Before" }]);
     expect(await sql`select email, platform_admin from users`).toEqual([
       { email: "old@test", platform_admin: true },
@@ -68,6 +72,7 @@ test("a database at the previous schema version migrates forward with its data i
       "ok",
     );
     expect((await store.resolve(org?.id, "shared/a.ts")).module.content).toBe("ok");
+    expect((await store.resolve(org?.id, "shared/old.ts")).module.content).toBe("old");
     const keys = await redis.keys(`bifrost-test:${name}:*`);
     if (keys.length) await redis.del(...keys);
     redis.disconnect();

@@ -7,12 +7,7 @@ import {
 } from "@bifrost/proto";
 import type { Policy } from "../auth/policy.js";
 import { invalidArgument } from "../errors.js";
-import {
-  decodePageToken,
-  encodePageToken,
-  isStringPosition,
-  pageSize,
-} from "../grpc/pagination.js";
+import { decodePageToken, encodePageToken, isUuidPosition, pageSize } from "../grpc/pagination.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
 import { parseUuid } from "../scope.js";
 import type {
@@ -100,7 +95,7 @@ export function createIdentityService(
 
     listUsers: unary(edge, "ListUsers", rules.ListUsers, async (req) => {
       const limit = pageSize(req.pageSize, { default: 100, max: 500 });
-      const after = decodePageToken(req.pageToken, isStringPosition);
+      const after = decodePageToken(req.pageToken, isUuidPosition);
       const rows = await identity.listUsers({
         limit,
         ...(after && { after }),

@@ -123,9 +123,14 @@ const toApiKey = (row: ApiKeyRow): ApiKeyRecord => ({
   lastUsedAt: row.last_used_at,
 });
 
-const emailPattern = /^[^\s@]+@[^\s@]+$/;
+// No whitespace, "@" or control characters (PostgreSQL text cannot even store NUL) in either part.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const emailPattern = /^[^\s@\u0000-\u001f\u007f]+@[^\s@\u0000-\u001f\u007f]+$/;
 
-/** Checks an email address: present, at most 254 characters, one "@" with text on both sides. */
+/**
+ * Checks an email address: present, at most 254 characters, one "@" with text on both sides,
+ * no whitespace or control characters.
+ */
 export function validateEmail(email: string): string {
   const trimmed = email.trim();
   if (!trimmed) throw invalidArgument("email is required");

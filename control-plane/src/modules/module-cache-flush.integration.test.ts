@@ -91,13 +91,11 @@ test("warming at start fills the cache from Postgres", async () => {
 
 test("a write while the cache is empty is still seen by the next read", async () => {
   await cp.redis.flushdb();
-  await world
-    .as(world.keys.adminA)
-    .modules.putModule({
-      scope: orgScope(world.orgA.id),
-      path: "shared/halopsa.ts",
-      content: "A2",
-    });
+  await world.as(world.keys.adminA).modules.putModule({
+    scope: orgScope(world.orgA.id),
+    path: "shared/halopsa.ts",
+    content: "A2",
+  });
   const r = await world
     .as(world.keys.adminA)
     .modules.resolveModule({ organizationId: world.orgA.id, path: "shared/halopsa.ts" });

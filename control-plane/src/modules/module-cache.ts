@@ -25,6 +25,8 @@ export interface ModuleCache {
   /** Content by its SHA-256; undefined = miss. */
   getBlob(hash: string): Promise<string | undefined>;
   putBlob(hash: string, content: string): Promise<void>;
+  /** Drops every pointer of one organization (after the organization is deleted). */
+  evictOrganization(organizationId: string): Promise<number>;
   /** Pointer and blob for many modules at once (start-up warming). */
   warm(
     entries: Iterable<{ scope: Scope; path: string; pointer: CachedPointer; content: string }>,
@@ -92,6 +94,18 @@ export function createModuleCache(
     },
     async putBlob(hash, content) {
       await client.set(blobKey(hash), content, "EX", ttlSeconds);
+    },
+    async evictOrganization(organizationId) {
+      // SCAN, not KEYS: it does not block Redis while walking a large keyspace.
+      let evicted = 0;
+      const stream = client.scanStream({
+        match: `${prefix}module:${organizationId}:*`,
+        count: 1000,
+      });
+      for await (const keys of stream as AsyncIterable<string[]>) {
+        if (keys.length) evicted += await client.unlink(...keys);
+      }
+      return evicted;
     },
     async warm(entries) {
       let pipeline = client.pipeline() as PipelineWithScript;

@@ -1,7 +1,7 @@
 import { type Actor, recordAudit } from "../audit/audit-log.js";
-import { createCascade, type Provenance } from "../cascade/cascade.js";
+import { createCascade, mergeEffective, type Provenance } from "../cascade/cascade.js";
 import { isForeignKeyViolation, type Sql, type SqlOrTx } from "../db/postgres.js";
-import { notFound, resourceExhausted } from "../errors.js";
+import { invalidArgument, notFound, resourceExhausted } from "../errors.js";
 import type { Logger } from "../log.js";
 import { assertOrganizationExists } from "../organizations/organization-store.js";
 import {
@@ -72,6 +72,11 @@ export interface ModuleStore {
     options: { prefix: string; after: string; limit: number },
   ): Promise<Array<{ module: ModuleRecord; provenance: Provenance }>>;
   effectiveView(organizationId: string, knownFingerprint?: string): Promise<EffectiveView>;
+  /**
+   * Drops a deleted organization's cache entries so no cache hit can still answer for it.
+   * Its rows are already gone (foreign keys cascade).
+   */
+  forgetOrganization(organizationId: string): Promise<void>;
   /** Loads every module into the cache (at start, so the first executions hit it). */
   warmCache(): Promise<number>;
 }
@@ -108,6 +113,12 @@ interface ModuleRow {
   created_at: Date;
   updated_at: Date;
   revision: string;
+}
+
+/** A row of an effective view as read: the key (path) and the content hash. */
+interface ViewRow {
+  key: string;
+  content_hash: string;
 }
 
 function toRecord(row: ModuleRow): ModuleRecord {
@@ -205,6 +216,24 @@ export function createModuleStore(deps: {
       where s.organization_id = u.organization_id`;
   }
 
+  // The global (path, content hash) rows of the last view built, with the global view sum of
+  // the snapshot they were read in. The sum identifies the global set (the fingerprint rests
+  // on the same property), so every snapshot with that sum has exactly these rows: a view
+  // rebuild reads only the organization's own rows while the global scope is unchanged.
+  let globalView: { sum: string; rows: readonly ViewRow[] } | undefined;
+
+  async function globalViewRows(
+    tx: SqlOrTx,
+    sumBytes: Buffer | undefined,
+  ): Promise<readonly ViewRow[]> {
+    const sum = (sumBytes ?? Buffer.alloc(0)).toString("hex");
+    if (globalView?.sum === sum) return globalView.rows;
+    const rows = await tx<ViewRow[]>`
+      select path as key, content_hash from modules where organization_id is null order by path`;
+    globalView = { sum, rows };
+    return rows;
+  }
+
   async function globalHashAt(tx: SqlOrTx, path: string): Promise<string | undefined> {
     const [row] = await tx<{ content_hash: string }[]>`
       select content_hash from modules where organization_id is null and path = ${path}`;
@@ -219,6 +248,10 @@ export function createModuleStore(deps: {
         throw resourceExhausted(
           `module "${path}" is ${sizeBytes} bytes; at most ${maxModuleBytes} bytes are allowed`,
         );
+      }
+      // PostgreSQL text cannot hold NUL; refuse it here rather than fail inside the write.
+      if (content.includes("\u0000")) {
+        throw invalidArgument(`module "${path}" content must not contain NUL characters`);
       }
       const contentHash = contentHashOf(content);
       const organizationId = scopeOrganizationId(scope);
@@ -297,7 +330,9 @@ export function createModuleStore(deps: {
       const fromCache = await resolveFromCache(organizationId, path);
       if (fromCache) return fromCache;
       const { winner, own, global } = await moduleResolveCascade.resolve(sql, organizationId, path);
-      if (!winner) await assertOrganizationExists(sql, organizationId);
+      // Without a row of its own, the organization might not exist: check before serving a
+      // global module to (or caching pointers for) an id that names nothing.
+      if (!own) await assertOrganizationExists(sql, organizationId);
       // Fill both scopes' pointers; the revision check stops these from undoing a write that
       // committed after this read.
       await updateCache(async () => {
@@ -396,14 +431,21 @@ export function createModuleStore(deps: {
           bytesToSum(ownState?.view_sum ?? Buffer.alloc(0)),
         );
         if (knownFingerprint === fingerprint) return { fingerprint, entries: undefined };
-        const rows = await moduleCascade.listEffective(tx, organizationId);
-        const entries = rows.map((row) => ({
+        const own = await tx<ViewRow[]>`
+          select path as key, content_hash from modules
+          where organization_id = ${organizationId} order by path`;
+        const global = await globalViewRows(tx, globalState?.view_sum);
+        const entries = mergeEffective(own, global, (row, provenance) => ({
           path: row.key,
-          contentHash: row.content_hash as string,
-          provenance: row.provenance,
+          contentHash: row.content_hash,
+          provenance,
         }));
         return { fingerprint, entries };
       });
+    },
+
+    async forgetOrganization(organizationId) {
+      await updateCache(() => cache.evictOrganization(organizationId));
     },
 
     async warmCache() {

@@ -87,14 +87,12 @@ describe("module cascade across two organizations and the global scope", () => {
       Object.fromEntries(
         (
           (
-            await world
-              .as(key)
-              .modules.listEffectiveModules({
-                organizationId,
-                pathPrefix: "",
-                pageSize: 0,
-                pageToken: "",
-              })
+            await world.as(key).modules.listEffectiveModules({
+              organizationId,
+              pathPrefix: "",
+              pageSize: 0,
+              pageToken: "",
+            })
           ).modules ?? []
         ).map((m) => [m.module?.path, [m.provenance, m.module?.scope]]),
       );

@@ -1,7 +1,13 @@
 import type { Organization, OrganizationServiceServer } from "@bifrost/proto";
 import type { Policy } from "../auth/policy.js";
-import { decodePageToken, encodePageToken, isPairPosition, pageSize } from "../grpc/pagination.js";
+import {
+  decodePageToken,
+  encodePageToken,
+  isTextUuidPosition,
+  pageSize,
+} from "../grpc/pagination.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
+import type { ModuleStore } from "../modules/module-store.js";
 import { parseUuid } from "../scope.js";
 import type { OrganizationRecord, OrganizationStore } from "./organization-store.js";
 
@@ -18,6 +24,7 @@ export function createOrganizationService(
   edge: EdgeDeps,
   policy: Policy,
   organizations: OrganizationStore,
+  modules: Pick<ModuleStore, "forgetOrganization">,
 ): OrganizationServiceServer {
   const rules = policy.OrganizationService;
   return {
@@ -40,7 +47,7 @@ export function createOrganizationService(
       rules.ListOrganizations,
       async (req, { principal }) => {
         const limit = pageSize(req.pageSize, { default: 100, max: 500 });
-        const after = decodePageToken(req.pageToken, isPairPosition);
+        const after = decodePageToken(req.pageToken, isTextUuidPosition);
         const rows = await organizations.list({
           limit,
           ...(after && { after }),
@@ -73,7 +80,9 @@ export function createOrganizationService(
       "DeleteOrganization",
       rules.DeleteOrganization,
       async (req, { actor }) => {
-        const removed = await organizations.delete(actor, parseUuid(req.id, "id"), req.force);
+        const id = parseUuid(req.id, "id");
+        const removed = await organizations.delete(actor, id, req.force);
+        await modules.forgetOrganization(id);
         return {
           removed: Object.fromEntries(Object.entries(removed).map(([k, v]) => [k, String(v)])),
         };

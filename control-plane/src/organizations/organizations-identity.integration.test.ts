@@ -99,7 +99,10 @@ describe("organizations", () => {
     expect(refused.details).toContain("1 modules, 1 config entries and 1 secrets");
     expect((await root.organizations.getOrganization({ id })).organization?.id).toBe(id);
 
+    await root.modules.resolveModule({ organizationId: id, path: "shared/x.ts" }); // cache it
+    expect((await cp.redis.keys(`${cp.redisPrefix}module:${id}:*`)).length).toBe(1);
     const { removed } = await root.organizations.deleteOrganization({ id, force: true });
+    expect(await cp.redis.keys(`${cp.redisPrefix}module:${id}:*`)).toEqual([]);
     expect(removed).toEqual({ modules: "1", configEntries: "1", secrets: "1", memberships: "0" });
     expect(await codeOf(root.organizations.getOrganization({ id }))).toBe("NOT_FOUND");
     const leftovers = await cp.sql`
@@ -339,15 +342,13 @@ describe("audit log", () => {
     ).toBe("PERMISSION_DENIED");
     expect(
       await codeOf(
-        world
-          .as(world.keys.memberA)
-          .audit.listAuditEvents({
-            organizationId: world.orgA.id,
-            globalOnly: false,
-            action: "",
-            pageSize: 0,
-            pageToken: "",
-          }),
+        world.as(world.keys.memberA).audit.listAuditEvents({
+          organizationId: world.orgA.id,
+          globalOnly: false,
+          action: "",
+          pageSize: 0,
+          pageToken: "",
+        }),
       ),
     ).toBe("PERMISSION_DENIED");
   });
@@ -372,5 +373,29 @@ describe("audit log", () => {
     ];
     expect(seen.length).toBe(n);
     expect(new Set(seen).size).toBe(n);
+  });
+
+  test("pagination keeps events that are microseconds apart, across page boundaries", async () => {
+    const root = world.as(world.keys.platformAdmin);
+    // Audit rows outlive organizations, so an id with no organization row is a fine filter.
+    const orgId = "00000000-0000-4000-8000-00000000abcd";
+    for (const micros of ["000100", "000200", "000300", "000900"]) {
+      await cp.sql`insert into audit_events (organization_id, action, target_type, target, created_at)
+        values (${orgId}, 'test.tick', 'tick', ${micros}, ${`2030-01-01 00:00:00.${micros}+00`}::text::timestamptz)`;
+    }
+    const targets: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await root.audit.listAuditEvents({
+        organizationId: orgId,
+        globalOnly: false,
+        action: "",
+        pageSize: 1,
+        pageToken,
+      });
+      targets.push(...(page.events ?? []).map((e) => e.target));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    expect(targets).toEqual(["000900", "000300", "000200", "000100"]);
   });
 });

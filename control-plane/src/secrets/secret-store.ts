@@ -1,6 +1,6 @@
 import { type Actor, recordAudit } from "../audit/audit-log.js";
 import { createCascade, type Provenance } from "../cascade/cascade.js";
-import { validateConfigKey } from "../config-store/config-value.js";
+import { validateConfigKey, validateDescription } from "../config-store/config-value.js";
 import { isForeignKeyViolation, type Sql } from "../db/postgres.js";
 import { invalidArgument, notFound } from "../errors.js";
 import { assertOrganizationExists } from "../organizations/organization-store.js";
@@ -80,8 +80,9 @@ const sealContext = (organizationId: string | null, name: string) =>
 /** Creates the secret store with the deployment's keyring. */
 export function createSecretStore(sql: Sql, keyring: SecretKeyring): SecretStore {
   return {
-    async set(actor, scope, rawName, value, description) {
+    async set(actor, scope, rawName, value, rawDescription) {
       const name = validateConfigKey(rawName, "name");
+      const description = validateDescription(rawDescription);
       if (Buffer.byteLength(value, "utf8") > maxSecretBytes) {
         throw invalidArgument(`secret "${name}" value is larger than ${maxSecretBytes} bytes`);
       }

@@ -92,14 +92,12 @@ describe("secrets", () => {
   });
 
   test("a sealed value copied into another organization's row does not open", async () => {
-    await world
-      .as(world.keys.adminA)
-      .secrets.setSecret({
-        scope: orgScope(world.orgA.id),
-        name: "b.password",
-        value: "placeholder",
-        description: "",
-      });
+    await world.as(world.keys.adminA).secrets.setSecret({
+      scope: orgScope(world.orgA.id),
+      name: "b.password",
+      value: "placeholder",
+      description: "",
+    });
     await cp.sql`
       update secrets set ciphertext = b.ciphertext, nonce = b.nonce, key_id = b.key_id
       from (select ciphertext, nonce, key_id from secrets where organization_id = ${world.orgB.id} and name = 'b.password') b
@@ -162,7 +160,9 @@ describe("secrets", () => {
       () => a.secrets.listEffectiveSecrets({ organizationId: world.orgB.id }),
     ];
     for (const attempt of attempts) {
-      expect((await attempt().catch((e) => e)).code).toBe(status.PERMISSION_DENIED);
+      expect(((await attempt().catch((e) => e)) as { code: status }).code).toBe(
+        status.PERMISSION_DENIED,
+      );
     }
     expect((await cp.stores.secrets.reveal(world.orgC.id, "halo.token"))?.value).toBe(
       "global-token-123",

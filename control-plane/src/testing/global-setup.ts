@@ -3,14 +3,21 @@ import postgres from "postgres";
 import type { TestProject } from "vitest/node";
 import { migrate } from "../db/migrate.js";
 
-/** The migrated database every integration test file clones (CREATE DATABASE … TEMPLATE). */
-export const templateDatabase = "bifrost_test_template";
+/**
+ * Databases of one test run are named `bifrost_test_<run>_…`, where <run> starts with the
+ * run's start time in seconds, so parallel runs (two developers, or CI beside a developer)
+ * never drop each other's databases, and leftovers of crashed runs can be recognised by age.
+ */
+const runId = `${Math.floor(Date.now() / 1000)}_${Math.random().toString(16).slice(2, 8)}`;
+const staleAfterSeconds = 3 * 3600;
 
 declare module "vitest" {
   export interface ProvidedContext {
     postgresUrl: string;
     redisUrl: string;
     templateDatabase: string;
+    /** Prefix for every database this run creates. */
+    testDatabasePrefix: string;
   }
 }
 
@@ -44,13 +51,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
     redis.disconnect();
   }
 
-  // Drop what earlier runs left behind, then build a fresh template at the current schema.
+  // Drop what crashed runs left behind: only databases of runs that started long ago and
+  // that nobody is connected to. Never touch a database another live run may be using.
+  const prefix = `bifrost_test_${runId}_`;
+  const templateDatabase = `${prefix}template`;
+  const cutoff = Math.floor(Date.now() / 1000) - staleAfterSeconds;
   const stale = await admin<{ datname: string }[]>`
-    select datname from pg_database where datname like 'bifrost_test_%'`;
-  for (const { datname } of stale) {
-    await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${datname}`;
-    await admin`drop database if exists ${admin(datname)}`;
-  }
+    select datname from pg_database d
+    where datname ~ '^bifrost_test_[0-9]+_'
+      and split_part(datname, '_', 3)::bigint < ${cutoff}
+      and not exists (select 1 from pg_stat_activity a where a.datname = d.datname)`;
+  for (const { datname } of stale) await admin`drop database if exists ${admin(datname)}`;
   const templateUrl = new URL(postgresUrl);
   templateUrl.pathname = `/${templateDatabase}`;
   await migrate(templateUrl.toString());
@@ -59,5 +70,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("postgresUrl", postgresUrl);
   project.provide("redisUrl", redisUrl);
   project.provide("templateDatabase", templateDatabase);
-  return async () => {};
+  project.provide("testDatabasePrefix", prefix);
+  return async () => {
+    // This run's databases: the template and any a crashed test file did not drop.
+    const cleanup = postgres(postgresUrl, { max: 1, onnotice: () => {} });
+    const mine = await cleanup<{ datname: string }[]>`
+      select datname from pg_database where starts_with(datname, ${prefix})`;
+    for (const { datname } of mine)
+      await cleanup`drop database if exists ${cleanup(datname)} with (force)`;
+    await cleanup.end();
+  };
 }

@@ -24,7 +24,7 @@ type Unary<R, S> = (
 
 /** A generated grpc-js client with each unary method turned into `(request) => Promise<response>`. */
 export type Promisified<C> = {
-  [K in keyof C as C[K] extends Unary<never, never> ? K : never]: C[K] extends Unary<
+  [K in keyof C as C[K] extends Unary<infer _R, infer _S> ? K : never]: C[K] extends Unary<
     infer R,
     infer S
   >

@@ -39,7 +39,7 @@ export const testKeyring = parseSecretKeyring(
 export async function startTestControlPlane(
   options: { redisDb?: number; keyring?: typeof testKeyring; moduleMaxBytes?: number } = {},
 ): Promise<TestControlPlane> {
-  const name = `bifrost_test_${randomBytes(6).toString("hex")}`;
+  const name = `${inject("testDatabasePrefix")}${randomBytes(6).toString("hex")}`;
   const admin = postgres(inject("postgresUrl"), { max: 1, onnotice: () => {} });
   await admin`create database ${admin(name)} template ${admin(inject("templateDatabase"))}`;
   await admin.end();
