@@ -28,4 +28,12 @@ step "type-check"
 npx tsc -b
 
 step "tests (unit + integration)"
-npx vitest run
+report=$(mktemp -d)/vitest.json
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" || status=$?
+# A plain closing line for tools that read "N passed, N failed".
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
+' "$report" || true
+exit "$status"
