@@ -1,11 +1,10 @@
-import { type ConfigValue, Provenance, type Scope } from "@bifrost/proto";
+import { type ConfigValue, Provenance } from "@bifrost/proto";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
+import { globalScope, orgScope } from "../testing/wire.js";
 
-const globalScope: Scope = { kind: { $case: "global", value: true } };
-const orgScope = (id: string): Scope => ({ kind: { $case: "organizationId", value: id } });
 const str = (value: string): ConfigValue => ({ kind: { $case: "stringValue", value } });
 
 let cp: TestControlPlane;

@@ -10,6 +10,7 @@ import { contentHashOf } from "../modules/view-hash.js";
 import type { ApiClients } from "../testing/grpc-clients.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
+import { expectCode, globalScope, orgScope } from "../testing/wire.js";
 import { encodePageToken } from "./pagination.js";
 
 // Bad input on every RPC that takes it: the right status, a message naming the value, and
@@ -25,8 +26,6 @@ const malformedUuids = [
   "{0b6a3f1e-4c2d-4e8f-9a7b-1c2d3e4f5a6b}",
 ];
 const member = MembershipRole.MEMBERSHIP_ROLE_MEMBER;
-const globalScope: Scope = { kind: { $case: "global", value: true } };
-const orgScope = (id: string): Scope => ({ kind: { $case: "organizationId", value: id } });
 
 let cp: TestControlPlane;
 let world: TenancyWorld;
@@ -50,16 +49,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cp?.close();
 });
-
-async function expectCode(promise: Promise<unknown>, code: status): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (e: { code: status; details: string }) => e,
-  );
-  expect(error, `expected gRPC status ${status[code]}`).toBeDefined();
-  expect(status[(error as { code: status }).code]).toBe(status[code]);
-  return (error as { details: string }).details;
-}
 
 const trackedTables = [
   "organizations",

@@ -1,14 +1,12 @@
-import { Provenance, type Scope } from "@bifrost/proto";
+import { Provenance } from "@bifrost/proto";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
+import { globalScope, orgScope } from "../testing/wire.js";
 
 // This file owns Redis database 15, so it can flush the whole database without disturbing
 // other test files (which use database 0 with their own key prefixes).
 const redisDb = 15;
-
-const globalScope: Scope = { kind: { $case: "global", value: true } };
-const orgScope = (id: string): Scope => ({ kind: { $case: "organizationId", value: id } });
 
 let cp: TestControlPlane;
 let world: TenancyWorld;

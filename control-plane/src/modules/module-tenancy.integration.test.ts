@@ -1,12 +1,10 @@
-import { type Module, Provenance, type Scope } from "@bifrost/proto";
+import { type Module, Provenance } from "@bifrost/proto";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
+import { expectCode, globalScope, orgScope } from "../testing/wire.js";
 import { addSum, entryHash, viewFingerprint } from "./view-hash.js";
-
-const globalScope: Scope = { kind: { $case: "global", value: true } };
-const orgScope = (id: string): Scope => ({ kind: { $case: "organizationId", value: id } });
 
 let cp: TestControlPlane;
 let world: TenancyWorld;
@@ -53,16 +51,6 @@ afterAll(async () => {
 
 async function resolve(key: string, organizationId: string, path: string) {
   return world.as(key).modules.resolveModule({ organizationId, path });
-}
-
-async function expectCode(promise: Promise<unknown>, code: status): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (e: { code: status; details: string }) => e,
-  );
-  expect(error, `expected gRPC status ${status[code]}`).toBeDefined();
-  expect(status[(error as { code: status }).code]).toBe(status[code]);
-  return (error as { details: string }).details;
 }
 
 describe("module cascade across two organizations and the global scope", () => {

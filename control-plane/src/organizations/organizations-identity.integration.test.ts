@@ -1,11 +1,10 @@
-import { MembershipRole, type Scope } from "@bifrost/proto";
+import { MembershipRole } from "@bifrost/proto";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { bootstrapPlatformAdmin } from "../identity/bootstrap.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
-
-const orgScope = (id: string): Scope => ({ kind: { $case: "organizationId", value: id } });
+import { codeOf, orgScope } from "../testing/wire.js";
 
 let cp: TestControlPlane;
 let world: TenancyWorld;
@@ -18,12 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cp?.close();
 });
-
-const codeOf = async (promise: Promise<unknown>) =>
-  promise.then(
-    () => "OK",
-    (e: { code: status }) => status[e.code],
-  );
 
 describe("organizations", () => {
   test("members list only their own organizations; platform admins list all, paginated", async () => {

@@ -1,14 +1,12 @@
-import { Provenance, type Scope } from "@bifrost/proto";
+import { Provenance } from "@bifrost/proto";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { systemActor } from "../audit/audit-log.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
+import { globalScope, orgScope } from "../testing/wire.js";
 import { parseSecretKeyring } from "./secret-cipher.js";
 import { createSecretStore } from "./secret-store.js";
-
-const globalScope: Scope = { kind: { $case: "global", value: true } };
-const orgScope = (id: string): Scope => ({ kind: { $case: "organizationId", value: id } });
 
 let cp: TestControlPlane;
 let world: TenancyWorld;
