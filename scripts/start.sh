@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
+bash scripts/system-packages.sh
 
 if [ -z "${BIFROST_SECRET_KEYS:-}" ]; then
   mkdir -p .bifrost

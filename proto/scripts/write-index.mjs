@@ -38,4 +38,5 @@ for (const file of readdirSync(genDir).sort()) {
   );
 }
 lines.push('export { protoFiles, protoRoot, readFileDescriptorSets } from "./files.js";');
+lines.push('export { type JobDispatchNames, jobDispatchNames } from "./dispatch.js";');
 writeFileSync(new URL("../src/index.ts", import.meta.url), `${lines.join("\n")}\n`);

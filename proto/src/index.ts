@@ -64,6 +64,9 @@ export {
   type IdentityServiceServer,
 } from "./gen/bifrost/v1/identity.js";
 export {
+  ExecutionJob,
+} from "./gen/bifrost/v1/jobs.js";
+export {
   DeleteModuleRequest,
   DeleteModuleResponse,
   EffectiveModule,
@@ -126,3 +129,4 @@ export {
   type SecretServiceServer,
 } from "./gen/bifrost/v1/secrets.js";
 export { protoFiles, protoRoot, readFileDescriptorSets } from "./files.js";
+export { type JobDispatchNames, jobDispatchNames } from "./dispatch.js";

@@ -1,3 +1,4 @@
+import { connect } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import type { TestProject } from "vitest/node";
@@ -16,6 +17,7 @@ declare module "vitest" {
     postgresUrl: string;
     redisUrl: string;
     templateDatabase: string;
+    natsUrl: string;
     /** Prefix for every database this run creates. */
     testDatabasePrefix: string;
   }
@@ -24,6 +26,7 @@ declare module "vitest" {
 const postgresUrl =
   process.env.BIFROST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const redisUrl = process.env.BIFROST_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const natsUrl = process.env.BIFROST_TEST_NATS_URL ?? "nats://127.0.0.1:4222";
 
 /**
  * Runs once per test run: checks that PostgreSQL and Redis answer (failing loudly with how to
@@ -51,6 +54,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
     redis.disconnect();
   }
 
+  try {
+    const nc = await connect({ servers: natsUrl, timeout: 3000 });
+    await nc.close();
+  } catch (error) {
+    throw new Error(
+      `integration tests need NATS with JetStream at ${natsUrl} (${(error as Error).message}); start it with: npm run services`,
+    );
+  }
+
   // Drop what crashed runs left behind: only databases of runs that started long ago and
   // that nobody is connected to. Never touch a database another live run may be using.
   const prefix = `bifrost_test_${runId}_`;
@@ -69,6 +81,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   project.provide("postgresUrl", postgresUrl);
   project.provide("redisUrl", redisUrl);
+  project.provide("natsUrl", natsUrl);
   project.provide("templateDatabase", templateDatabase);
   project.provide("testDatabasePrefix", prefix);
   return async () => {
