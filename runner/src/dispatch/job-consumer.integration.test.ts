@@ -163,7 +163,7 @@ test("after the last allowed delivery JetStream gives up and announces it", asyn
   const sub = watcher.subscribe(
     `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${names.stream}.${names.consumer}`,
   );
-  (async () => {
+  void (async () => {
     for await (const m of sub) advisories.push(m.string());
   })();
   const attempts: number[] = [];
