@@ -1,0 +1,165 @@
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import {
+  type CgroupMounts,
+  createCgroupDirs,
+  findCgroupMounts,
+  type SandboxCgroup,
+  sweepStaleCgroups,
+} from "./cgroups.js";
+
+/** Limits for one sandboxed process. */
+export interface ProcessLimits {
+  /** Whole-sandbox memory (heap, ArrayBuffers, native, tmpfs pages): cgroup memory limit. */
+  memoryBytes: number;
+  /**
+   * Tasks (processes and threads: every Worker is a thread): cgroup pids.max. Deno itself
+   * starts about one thread per core, so leave room on big hosts.
+   */
+  tasks: number;
+  /** Open files (RLIMIT_NOFILE). */
+  openFiles: number;
+  /** Largest file the process may write (RLIMIT_FSIZE), e.g. in the Deno cache. */
+  fileSizeBytes: number;
+}
+
+/** Defaults sized for one workflow execution with a 256 MB heap. */
+export const defaultProcessLimits: ProcessLimits = {
+  memoryBytes: 512 * 1024 * 1024,
+  tasks: 256,
+  openFiles: 1024,
+  fileSizeBytes: 256 * 1024 * 1024,
+};
+
+/** Where warnings about missing host support go (a pino logger fits). */
+export interface LimitsLogger {
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+/** What this host can enforce, probed once at start. */
+export interface ResourceLimiter {
+  readonly memoryCgroup: boolean;
+  readonly pidsCgroup: boolean;
+  /**
+   * Creates the cgroups for one sandbox (whatever the host supports) with `limits` applied.
+   * Never throws for missing support: it logs and returns fewer files to join.
+   */
+  prepare(limits: ProcessLimits): Promise<SandboxCgroup>;
+}
+
+/**
+ * Probes the cgroup hierarchies this process may create children in (v1 `memory` and `pids`
+ * as root, or a delegated v2 subtree with both controllers), and logs one warning per limit
+ * the host cannot enforce: without a memory cgroup only the V8 heap is capped (ArrayBuffers
+ * and native memory are not); without a pids cgroup the task cap falls back to RLIMIT_NPROC,
+ * which counts every process of the host uid (all sandboxes together) and does nothing when
+ * the sandbox runs as host root.
+ */
+export async function createResourceLimiter(
+  logger: LimitsLogger,
+  mounts?: CgroupMounts,
+): Promise<ResourceLimiter> {
+  const found =
+    mounts ??
+    findCgroupMounts(
+      await readFile("/proc/self/mountinfo", "utf8"),
+      await readFile("/proc/self/cgroup", "utf8"),
+    );
+  await sweepStaleCgroups(found);
+  const probe = await createCgroupDirs(found, `probe-${randomBytes(4).toString("hex")}`, null);
+  const memoryCgroup = probe.memory;
+  const pidsCgroup = probe.pids;
+  await probe.remove();
+  if (!memoryCgroup) {
+    logger.warn(
+      { reason: probe.problems.memory },
+      "no memory cgroup: only the V8 heap of sandboxes is limited, not ArrayBuffers or native memory",
+    );
+  }
+  if (!pidsCgroup) {
+    logger.warn(
+      { reason: probe.problems.pids },
+      "no pids cgroup: sandbox task limits fall back to RLIMIT_NPROC, shared by every sandbox of the host uid",
+    );
+  }
+  return {
+    memoryCgroup,
+    pidsCgroup,
+    prepare: (limits) =>
+      createCgroupDirs(found, `run-${randomBytes(8).toString("hex")}`, {
+        memoryBytes: limits.memoryBytes,
+        tasks: limits.tasks,
+      }),
+  };
+}
+
+/** A command that joins cgroups, sets rlimits and drops to another host uid before exec. */
+export interface LaunchWrapper {
+  shPath: string;
+  prlimitPath: string;
+  setprivPath: string;
+  /** cgroup.procs files to write the wrapper's pid into (before anything else runs). */
+  cgroupProcsFiles: readonly string[];
+  limits: ProcessLimits;
+  /** Set RLIMIT_NPROC to `limits.tasks` (only when no pids cgroup enforces it). */
+  limitTasksByRlimit: boolean;
+  /**
+   * Host uid/gid to run bubblewrap as (unprivileged, in its own user namespace), or null to
+   * keep the runner's. With root, sandbox uid 65534 maps to host root: a sandbox escape
+   * would be host root and RLIMIT_NPROC would not apply.
+   */
+  hostUid: number | null;
+}
+
+// POSIX sh, not a shell string: every value arrives as a positional parameter, so nothing
+// is ever parsed as shell syntax. Joining the cgroups comes first so that everything after
+// it, including each thread Deno starts, is counted.
+const wrapperScript = [
+  'n="$1"; shift',
+  'while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done',
+  'exec "$@"',
+].join("\n");
+
+/**
+ * Wraps `[file, ...args]` so that, before the sandbox starts, the process has joined its
+ * cgroups (children inherit them: no window in which a thread escapes the limits), has no
+ * core dumps, bounded open files and file size (prlimit), and runs as `hostUid` (setpriv).
+ * Pure: returns the argv to spawn.
+ */
+export function wrapLaunch(
+  wrapper: LaunchWrapper,
+  file: string,
+  args: readonly string[],
+): { file: string; args: string[] } {
+  const { limits } = wrapper;
+  const rlimit = (name: string, value: number) => `--${name}=${value}:${value}`;
+  const drop =
+    wrapper.hostUid === null
+      ? []
+      : [
+          wrapper.setprivPath,
+          `--reuid=${wrapper.hostUid}`,
+          `--regid=${wrapper.hostUid}`,
+          "--clear-groups",
+          "--",
+        ];
+  return {
+    file: wrapper.shPath,
+    args: [
+      "-c",
+      wrapperScript,
+      "sandbox-launch",
+      String(wrapper.cgroupProcsFiles.length),
+      ...wrapper.cgroupProcsFiles,
+      wrapper.prlimitPath,
+      rlimit("core", 0),
+      rlimit("nofile", limits.openFiles),
+      rlimit("fsize", limits.fileSizeBytes),
+      ...(wrapper.limitTasksByRlimit ? [rlimit("nproc", limits.tasks)] : []),
+      "--",
+      ...drop,
+      file,
+      ...args,
+    ],
+  };
+}
