@@ -20,7 +20,8 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["*/src/**/*.integration.test.ts"],
-          globalSetup: ["control-plane/src/testing/global-setup.ts"],
+          // The SDK is built first: runner and SDK tests spawn Deno on sdk/dist.
+          globalSetup: ["sdk/src/testing/build-sdk.ts", "control-plane/src/testing/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -1,0 +1,307 @@
+import { createHash, randomUUID } from "node:crypto";
+import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { builtSdkEntry } from "@bifrost/sdk/host";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import type { ExecutionServices } from "../channel/sdk-channel.js";
+import { findExecutable, locateDenoBinary } from "../sandbox/deno-binary.js";
+import { defaultProcessLimits } from "../sandbox/resource-limits.js";
+import { createSandboxHost } from "../sandbox/sandbox-process.js";
+import { discoverModules } from "./discover-modules.js";
+import { type ExecutionSpec, type ExecutorDeps, executeWorkflow } from "./execute-workflow.js";
+
+// The same path in three scopes, and global workflows that import it by workspace path and
+// by relative import. Module state (a counter) shows whether anything survives between runs.
+const halopsa = (who: string) => `
+let calls = 0;
+export function halo() { calls += 1; return { who: ${JSON.stringify(who)}, calls }; }
+`;
+const globalFiles: Record<string, string> = {
+  "shared/halopsa.ts": halopsa("global"),
+  "workflows/by-path.ts": `
+import { workflow } from "bifrost";
+import { halo } from "shared/halopsa.ts";
+export const byPath = workflow({ name: "by_path" }, async (_p, ctx) => {
+  const previous = await ctx.variables.get("seen");
+  await ctx.variables.set("seen", ctx.organization.id);
+  return { ...halo(), org: ctx.organization.id, previous: previous ?? null };
+});`,
+  "workflows/nested/by-relative.ts": `
+import { workflow } from "bifrost";
+import { halo } from "../../shared/halopsa.ts";
+export const byRelative = workflow({ name: "by_relative" }, () => halo());`,
+  "workflows/secretive.ts": `
+import { workflow } from "bifrost";
+export const secretive = workflow({ name: "secretive" }, async (_p, ctx) => {
+  const token = await ctx.secrets.get("halo.token");
+  ctx.log.info("using token " + token);
+  console.log("stdout also sees " + token);
+  return { echoed: token };
+});`,
+  "workflows/slow.ts": `
+import { workflow } from "bifrost";
+export const stuck = workflow({ name: "stuck" }, () => new Promise(() => {}));
+export const slow = workflow({ name: "slow" }, () => new Promise(() => { setInterval(() => {}, 1000); }));`,
+  "workflows/bad.ts": `
+import { UserError, workflow } from "bifrost";
+export const rejects = workflow({ name: "rejects" }, () => { throw new UserError("no mailbox for a@b.co"); });
+export const dated = workflow({ name: "dated" }, () => ({ when: new Date() }));`,
+  "workflows/exits.ts": `Deno.exit(7);`,
+  "workflows/broken.ts": `import { workflow } from "bifrost"; export const x = workflow({ name: "x" }, () => {`,
+};
+const orgFiles: Record<"a" | "b" | "c", Record<string, string>> = {
+  a: { "shared/halopsa.ts": halopsa("org A") },
+  b: { "shared/halopsa.ts": halopsa("org B") },
+  c: {},
+};
+
+let root: string;
+let deps: ExecutorDeps;
+const contents = new Map<string, string>();
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "bifrost-exec-test-"));
+  await chmod(root, 0o711);
+  for (const dir of ["trees", "deno-dirs", "jobs"]) await mkdir(join(root, dir), { mode: 0o711 });
+  deps = {
+    host: await createSandboxHost({ warn: () => {} }),
+    deno: await locateDenoBinary(),
+    bwrapPath: findExecutable("bwrap"),
+    sdkDir: dirname(builtSdkEntry()),
+    trees: { root: join(root, "trees"), fetchContent: async (hash) => contents.get(hash) ?? "" },
+    denoDirs: join(root, "deno-dirs"),
+    jobs: join(root, "jobs"),
+    limits: defaultProcessLimits,
+    heapLimitMb: 128,
+  };
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const orgIds = { a: randomUUID(), b: randomUUID(), c: randomUUID() };
+
+/** The effective view of an org: global files with its own laid over them, like the control plane's. */
+function view(org: keyof typeof orgFiles) {
+  const files = { ...globalFiles, ...orgFiles[org] };
+  const entries = Object.entries(files).map(([path, content]) => {
+    const contentHash = createHash("sha256").update(content).digest("hex");
+    contents.set(contentHash, content);
+    return { path, contentHash };
+  });
+  const fingerprint = createHash("sha256").update(JSON.stringify(entries)).digest("hex");
+  return { fingerprint, entries };
+}
+
+const importMap = {
+  imports: {
+    bifrost: "file:///sdk/mod.js",
+    "shared/": "file:///workspace/shared/",
+    "workflows/": "file:///workspace/workflows/",
+  },
+};
+
+function recorder(secrets: Record<string, string> = {}) {
+  const logs: Array<{ level: string; message: string; data?: unknown }> = [];
+  const variables = new Map<string, unknown>();
+  const services: ExecutionServices = {
+    getConfig: async () => ({ found: false }),
+    getSecret: async (name) =>
+      name in secrets ? { found: true, value: secrets[name] as string } : { found: false },
+    getVariable: async (name) =>
+      variables.has(name) ? { found: true, value: variables.get(name) } : { found: false },
+    setVariable: async (name, value) => {
+      variables.set(name, value);
+    },
+    log: (entry) => logs.push(entry),
+    checkpoint: () => {},
+  };
+  return { services, logs, variables };
+}
+
+function spec(
+  org: keyof typeof orgFiles,
+  module: string,
+  name: string,
+  timeoutSeconds = 30,
+): ExecutionSpec {
+  return {
+    executionId: randomUUID(),
+    organization: { id: orgIds[org], name: `Org ${org.toUpperCase()}` },
+    startedBy: "user-1",
+    workflow: { name, module, network: [], timeoutSeconds },
+    params: {},
+    view: view(org),
+    importMap,
+    organizationHosts: [],
+    token: randomUUID(),
+  };
+}
+
+describe("a global workflow run for different organizations", () => {
+  test("imports each organization's override by workspace path, and the global module where there is none", async () => {
+    const results: Record<string, unknown> = {};
+    for (const org of ["a", "b", "c"] as const) {
+      const outcome = await executeWorkflow(
+        deps,
+        spec(org, "workflows/by-path.ts", "by_path"),
+        recorder().services,
+      );
+      expect(outcome.status, JSON.stringify(outcome)).toBe("succeeded");
+      results[org] = outcome.status === "succeeded" ? outcome.result : undefined;
+    }
+    expect(results.a).toEqual({ who: "org A", calls: 1, org: orgIds.a, previous: null });
+    expect(results.b).toEqual({ who: "org B", calls: 1, org: orgIds.b, previous: null });
+    expect(results.c).toEqual({ who: "global", calls: 1, org: orgIds.c, previous: null });
+  });
+
+  test("resolves a relative import to the same organization's override", async () => {
+    for (const [org, who] of [
+      ["a", "org A"],
+      ["b", "org B"],
+      ["c", "global"],
+    ] as const) {
+      const outcome = await executeWorkflow(
+        deps,
+        spec(org, "workflows/nested/by-relative.ts", "by_relative"),
+        recorder().services,
+      );
+      expect(outcome.status === "succeeded" && outcome.result).toEqual({ who, calls: 1 });
+    }
+  });
+
+  test("A, then B, then A on the same runner share no module state, context or variables", async () => {
+    const runs = [];
+    for (const org of ["a", "b", "a"] as const) {
+      const record = recorder();
+      const outcome = await executeWorkflow(
+        deps,
+        spec(org, "workflows/by-path.ts", "by_path"),
+        record.services,
+      );
+      runs.push(outcome.status === "succeeded" ? outcome.result : outcome);
+    }
+    expect(runs).toEqual([
+      { who: "org A", calls: 1, org: orgIds.a, previous: null },
+      { who: "org B", calls: 1, org: orgIds.b, previous: null },
+      { who: "org A", calls: 1, org: orgIds.a, previous: null },
+    ]);
+  });
+});
+
+describe("outcomes", () => {
+  test("secret values are redacted from SDK logs, stdout and the result", async () => {
+    const record = recorder({ "halo.token": "tok-very-secret" });
+    const outcome = await executeWorkflow(
+      deps,
+      spec("a", "workflows/secretive.ts", "secretive"),
+      record.services,
+    );
+    expect(outcome.status === "succeeded" && outcome.result).toEqual({ echoed: "[redacted]" });
+    expect(JSON.stringify(record.logs)).not.toContain("tok-very-secret");
+    expect(record.logs.map((l) => l.message)).toEqual(
+      expect.arrayContaining(["using token [redacted]", "stdout also sees [redacted]"]),
+    );
+  });
+
+  test("a user error fails the execution with the SDK's classification", async () => {
+    const outcome = await executeWorkflow(
+      deps,
+      spec("a", "workflows/bad.ts", "rejects"),
+      recorder().services,
+    );
+    expect(outcome.status).toBe("failed");
+    expect(outcome.status !== "succeeded" && outcome.error).toMatchObject({
+      message: "no mailbox for a@b.co",
+      retryable: false,
+    });
+  });
+
+  test("a result that is not JSON fails with a message naming the value", async () => {
+    const outcome = await executeWorkflow(
+      deps,
+      spec("a", "workflows/bad.ts", "dated"),
+      recorder().services,
+    );
+    expect(outcome.status).toBe("failed");
+    expect(outcome.status !== "succeeded" && outcome.error.message).toMatch(/when/);
+  });
+
+  test("a workflow awaiting a promise nothing can settle fails at once, saying so", async () => {
+    const outcome = await executeWorkflow(
+      deps,
+      spec("a", "workflows/slow.ts", "stuck", 30),
+      recorder().services,
+    );
+    expect(outcome.status).toBe("failed");
+    expect(outcome.status !== "succeeded" && outcome.error.message).toMatch(/never finished/);
+    expect(outcome.sandbox.timedOut).toBe(false);
+  });
+
+  test("a workflow that never resolves is killed at its timeout", async () => {
+    const outcome = await executeWorkflow(
+      deps,
+      spec("a", "workflows/slow.ts", "slow", 2),
+      recorder().services,
+    );
+    expect(outcome.status).toBe("timed_out");
+    expect(outcome.status !== "succeeded" && outcome.error.message).toBe(
+      "execution exceeded its 2 s timeout and was killed",
+    );
+  });
+
+  test("a cancelled execution is stopped and reported as cancelled", async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 500);
+    const outcome = await executeWorkflow(
+      deps,
+      spec("a", "workflows/slow.ts", "slow"),
+      recorder().services,
+      controller.signal,
+    );
+    expect(outcome.status).toBe("cancelled");
+  });
+});
+
+describe("discovery", () => {
+  test("reports every workflow of the modules, and a module that fails to load without hiding the others", async () => {
+    const report = await discoverModules(deps, {
+      treeOwner: "global",
+      view: view("c"),
+      importMap,
+      modules: [
+        "workflows/by-path.ts",
+        "workflows/bad.ts",
+        "workflows/broken.ts",
+        "shared/halopsa.ts",
+      ],
+      moduleTimeoutMs: 5_000,
+    });
+    expect(report.workflows.map((w) => [w.name, w.module, w.exportName]).sort()).toEqual([
+      ["by_path", "workflows/by-path.ts", "byPath"],
+      ["dated", "workflows/bad.ts", "dated"],
+      ["rejects", "workflows/bad.ts", "rejects"],
+    ]);
+    expect(report.errors.map((e) => e.module)).toEqual(["workflows/broken.ts"]);
+    expect(report.errors[0]?.message).toMatch(/broken\.ts/);
+  });
+});
+
+test("a module that ends the discovery process is isolated: the others are still discovered", async () => {
+  const report = await discoverModules(deps, {
+    treeOwner: "global",
+    view: view("c"),
+    importMap,
+    modules: ["workflows/exits.ts", "workflows/by-path.ts"],
+    moduleTimeoutMs: 5_000,
+  });
+  expect(report.workflows.map((w) => w.name)).toEqual(["by_path"]);
+  expect(report.errors).toEqual([
+    {
+      module: "workflows/exits.ts",
+      message: "the discovery process exited with code 7 without a report",
+    },
+  ]);
+});
