@@ -21,7 +21,10 @@ export default defineConfig({
           name: "integration",
           include: ["*/src/**/*.integration.test.ts"],
           // The SDK is built first: runner and SDK tests spawn Deno on sdk/dist.
-          globalSetup: ["sdk/src/testing/build-sdk.ts", "control-plane/src/testing/global-setup.ts"],
+          globalSetup: [
+            "sdk/src/testing/build-sdk.ts",
+            "control-plane/src/testing/global-setup.ts",
+          ],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

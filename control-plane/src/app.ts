@@ -21,6 +21,8 @@ import {
 import type { SecretKeyring } from "./secrets/secret-cipher.js";
 import { createSecretService } from "./secrets/secret-service.js";
 import { createSecretStore, type SecretStore } from "./secrets/secret-store.js";
+import { createWorkflowService } from "./workflows/workflow-service.js";
+import { createWorkflowStore, type WorkflowStore } from "./workflows/workflow-store.js";
 
 /** The control plane's stores, wired to their clients. */
 export interface Stores {
@@ -29,6 +31,7 @@ export interface Stores {
   modules: ModuleStore;
   config: ConfigStore;
   secrets: SecretStore;
+  workflows: WorkflowStore;
 }
 
 /** Settings the stores and server need (a subset of Config, so tests can pass their own). */
@@ -58,6 +61,7 @@ export function createStores(deps: {
     modules: createModuleStore({ sql, cache, log, maxModuleBytes: settings.moduleMaxBytes }),
     config: createConfigStore(sql),
     secrets: createSecretStore(sql, settings.secretKeyring),
+    workflows: createWorkflowStore(sql),
   };
 }
 
@@ -67,6 +71,8 @@ export async function startControlPlaneServer(deps: {
   stores: Stores;
   log: Logger;
   listen: string;
+  /** Called after module writes (the discovery worker's notify). */
+  onModulesChanged?: () => void;
 }): Promise<GrpcServer> {
   const { sql, stores, log } = deps;
   const edge: EdgeDeps = { identity: stores.identity, log };
@@ -80,10 +86,16 @@ export async function startControlPlaneServer(deps: {
         stores.modules,
       ),
       "bifrost.v1.IdentityService": createIdentityService(edge, policy, stores.identity),
-      "bifrost.v1.ModuleService": createModuleService(edge, policy, stores.modules),
+      "bifrost.v1.ModuleService": createModuleService(
+        edge,
+        policy,
+        stores.modules,
+        deps.onModulesChanged,
+      ),
       "bifrost.v1.ConfigService": createConfigService(edge, policy, stores.config),
       "bifrost.v1.SecretService": createSecretService(edge, policy, stores.secrets),
       "bifrost.v1.AuditService": createAuditService(edge, policy, sql),
+      "bifrost.v1.WorkflowService": createWorkflowService(edge, policy, stores.workflows),
     },
     { listen: deps.listen, log },
   );

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { z } from "zod";
 import { parseSecretKeyring, type SecretKeyring } from "./secrets/secret-cipher.js";
 
@@ -39,6 +40,8 @@ const schema = z.object({
     .int()
     .positive()
     .default(24 * 3600),
+  // Working directory for sandbox trees, per-organization Deno caches and job files.
+  BIFROST_WORK_DIR: z.string().min(1).default(".bifrost/work"),
   // How long in-flight calls may take to finish on SIGTERM before the server is forced down.
   BIFROST_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
 });
@@ -56,6 +59,7 @@ export interface Config {
   moduleMaxBytes: number;
   moduleCacheTtlSeconds: number;
   shutdownGraceMs: number;
+  workDir: string;
 }
 
 /** Raised with every invalid variable listed, so one start shows everything to fix. */
@@ -110,5 +114,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     moduleMaxBytes: vars.BIFROST_MODULE_MAX_BYTES,
     moduleCacheTtlSeconds: vars.BIFROST_MODULE_CACHE_TTL_SECONDS,
     shutdownGraceMs: vars.BIFROST_SHUTDOWN_GRACE_MS,
+    workDir: resolve(vars.BIFROST_WORK_DIR),
   };
 }

@@ -1,4 +1,5 @@
 // The control plane's composition root: the only module with side effects at import time.
+import { join } from "node:path";
 import { createStores, startControlPlaneServer } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { migrate } from "./db/migrate.js";
@@ -6,6 +7,8 @@ import { connectPostgres } from "./db/postgres.js";
 import { bootstrapPlatformAdmin } from "./identity/bootstrap.js";
 import { createLogger } from "./log.js";
 import { connectRedis } from "./redis.js";
+import { createDiscoveryWorker } from "./workflows/discovery-worker.js";
+import { createSandboxDiscoverer } from "./workflows/sandbox-discoverer.js";
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -43,7 +46,22 @@ try {
   const warmed = await stores.modules.warmCache();
   log.info({ modules: warmed }, "module cache warmed");
 
-  const server = await startControlPlaneServer({ sql, stores, log, listen: config.grpcListen });
+  const discovery = createDiscoveryWorker({
+    sql,
+    modules: stores.modules,
+    workflows: stores.workflows,
+    discover: await createSandboxDiscoverer({ workDir: join(config.workDir, "discovery"), log }),
+    log: log.child({ component: "discovery" }),
+  });
+  discovery.start();
+
+  const server = await startControlPlaneServer({
+    sql,
+    stores,
+    log,
+    listen: config.grpcListen,
+    onModulesChanged: () => discovery.notify(),
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -51,6 +69,7 @@ try {
     stopping = true;
     log.info({ signal }, "shutting down");
     await server.shutdown(config.shutdownGraceMs);
+    await discovery.stop();
     await sql.end({ timeout: 5 });
     redis.disconnect();
     log.info("stopped");

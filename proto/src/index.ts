@@ -128,5 +128,19 @@ export {
   SetSecretResponse,
   type SecretServiceServer,
 } from "./gen/bifrost/v1/secrets.js";
+export {
+  EffectiveWorkflow,
+  GetWorkflowRequest,
+  GetWorkflowResponse,
+  ListEffectiveWorkflowsRequest,
+  ListEffectiveWorkflowsResponse,
+  ListWorkflowsRequest,
+  ListWorkflowsResponse,
+  Workflow,
+  WorkflowParam,
+  WorkflowServiceClient,
+  WorkflowServiceService,
+  type WorkflowServiceServer,
+} from "./gen/bifrost/v1/workflows.js";
 export { protoFiles, protoRoot, readFileDescriptorSets } from "./files.js";
 export { type JobDispatchNames, jobDispatchNames } from "./dispatch.js";

@@ -22,6 +22,7 @@ import {
   OrganizationServiceService,
   type Scope,
   SecretServiceService,
+  WorkflowServiceService,
 } from "@bifrost/proto";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -39,6 +40,7 @@ const definitions = {
   ConfigService: ConfigServiceService,
   SecretService: SecretServiceService,
   AuditService: AuditServiceService,
+  WorkflowService: WorkflowServiceService,
 };
 type Service = keyof typeof definitions;
 /** One T per RPC of every service; a missing RPC is a compile error as well as a test failure. */
@@ -140,6 +142,12 @@ const matrix: PerRpc<Row> = {
   },
   AuditService: {
     ListAuditEvents:      row([OK, OK, DENY],   [OK, DENY, DENY],   [OK, DENY, DENY]),
+  },
+  // GetWorkflow asks for a name nothing declares: an allowed caller learns it does not exist.
+  WorkflowService: {
+    ListWorkflows:          row([OK, OK, DENY], [OK, DENY, DENY], [OK, OK, DENY]),
+    ListEffectiveWorkflows: row([OK, OK, OK],   [OK, DENY, DENY], orgIdOnly),
+    GetWorkflow:            row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, DENY, DENY], orgIdOnly),
   },
 };
 
@@ -434,6 +442,17 @@ const builders: PerRpc<Build> = {
     ListSecrets: plain((api, { target }) => api.secrets.listSecrets({ scope: scopeOf(target) })),
     ListEffectiveSecrets: plain((api, { target }) =>
       api.secrets.listEffectiveSecrets({ organizationId: orgOf(target) }),
+    ),
+  },
+  WorkflowService: {
+    ListWorkflows: plain((api, { target }) =>
+      api.workflows.listWorkflows({ scope: scopeOf(target) }),
+    ),
+    ListEffectiveWorkflows: plain((api, { target }) =>
+      api.workflows.listEffectiveWorkflows({ organizationId: orgOf(target) }),
+    ),
+    GetWorkflow: plain((api, { target }) =>
+      api.workflows.getWorkflow({ organizationId: orgOf(target), name: "no_such_workflow" }),
     ),
   },
   AuditService: {

@@ -5,6 +5,7 @@ import type {
   ModuleServiceServer,
   OrganizationServiceServer,
   SecretServiceServer,
+  WorkflowServiceServer,
 } from "@bifrost/proto";
 import type { handleUnaryCall } from "@grpc/grpc-js";
 import { invalidArgument, notFound, permissionDenied } from "../errors.js";
@@ -30,6 +31,7 @@ export interface Policy {
   ConfigService: RulesFor<ConfigServiceServer>;
   SecretService: RulesFor<SecretServiceServer>;
   AuditService: RulesFor<AuditServiceServer>;
+  WorkflowService: RulesFor<WorkflowServiceServer>;
 }
 
 const anyAuthenticated: Rule<unknown> = () => {};
@@ -137,6 +139,14 @@ export function createPolicy(identity: IdentityStore): Policy {
       DeleteSecret: (r, p) => requireScopeWrite(p, scopeFromProto(r.scope)),
       ListSecrets: (r, p) => requireScopeRead(p, scopeFromProto(r.scope)),
       ListEffectiveSecrets: (r, p) => orgAdmin(r.organizationId)(r, p),
+    },
+    WorkflowService: {
+      // Declarations are code: read like modules. Members see what they can run.
+      ListWorkflows: (r, p) => requireScopeRead(p, scopeFromProto(r.scope)),
+      ListEffectiveWorkflows: (r, p) =>
+        requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "member"),
+      GetWorkflow: (r, p) =>
+        requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "member"),
     },
     AuditService: {
       ListAuditEvents: (r, p) => {

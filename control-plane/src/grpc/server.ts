@@ -6,6 +6,7 @@ import {
   OrganizationServiceService,
   readFileDescriptorSets,
   SecretServiceService,
+  WorkflowServiceService,
 } from "@bifrost/proto";
 import {
   Server,
@@ -27,6 +28,7 @@ export interface ServiceImplementations {
   "bifrost.v1.ConfigService": UntypedServiceImplementation;
   "bifrost.v1.SecretService": UntypedServiceImplementation;
   "bifrost.v1.AuditService": UntypedServiceImplementation;
+  "bifrost.v1.WorkflowService": UntypedServiceImplementation;
 }
 
 const definitions: Record<keyof ServiceImplementations, ServiceDefinition> = {
@@ -36,6 +38,7 @@ const definitions: Record<keyof ServiceImplementations, ServiceDefinition> = {
   "bifrost.v1.ConfigService": ConfigServiceService,
   "bifrost.v1.SecretService": SecretServiceService,
   "bifrost.v1.AuditService": AuditServiceService,
+  "bifrost.v1.WorkflowService": WorkflowServiceService,
 };
 
 /**

@@ -23,6 +23,8 @@ function toProto(module: ModuleRecord): ProtoModule {
     sizeBytes: String(module.sizeBytes),
     createdAt: module.createdAt,
     updatedAt: module.updatedAt,
+    discoveryStatus: module.discovery?.status ?? "",
+    discoveryError: module.discovery?.error ?? "",
   };
 }
 
@@ -31,6 +33,8 @@ export function createModuleService(
   edge: EdgeDeps,
   policy: Policy,
   modules: ModuleStore,
+  /** Called after every write that changed modules (wakes discovery). */
+  onModulesChanged: () => void = () => {},
 ): ModuleServiceServer {
   const rules = policy.ModuleService;
   return {
@@ -41,6 +45,7 @@ export function createModuleService(
         req.path,
         req.content,
       );
+      if (changed) onModulesChanged();
       return { module: toProto({ ...module, content: "" }), changed };
     }),
 
@@ -58,6 +63,7 @@ export function createModuleService(
 
     deleteModule: unary(edge, "DeleteModule", rules.DeleteModule, async (req, { actor }) => {
       await modules.delete(actor, scopeFromProto(req.scope), req.path);
+      onModulesChanged();
       return {};
     }),
 

@@ -33,7 +33,16 @@ export interface ModuleRecord {
   sizeBytes: number;
   createdAt: Date;
   updatedAt: Date;
+  /** Discovery state, where the read included it (exact-scope reads and listings). */
+  discovery?: { status: DiscoveryStatus; error: string | null };
 }
+
+/** Where discovery of a module stands. */
+export type DiscoveryStatus = "pending" | "ok" | "failed" | "skipped";
+
+/** A module that is not code (JSON) declares nothing and is never loaded for discovery. */
+export const initialDiscoveryStatus = (path: string): DiscoveryStatus =>
+  path.endsWith(".json") ? "skipped" : "pending";
 
 /** One entry of an organization's effective tree. */
 export interface EffectiveEntry {
@@ -72,6 +81,10 @@ export interface ModuleStore {
     options: { prefix: string; after: string; limit: number },
   ): Promise<Array<{ module: ModuleRecord; provenance: Provenance }>>;
   effectiveView(organizationId: string, knownFingerprint?: string): Promise<EffectiveView>;
+  /** The global scope's own tree (what global modules see when they are discovered). */
+  globalView(): Promise<{ fingerprint: string; entries: EffectiveEntry[] }>;
+  /** Module contents by hash, restricted to rows the scope's tree can hold. */
+  contents(scope: Scope, hashes: readonly string[]): Promise<Map<string, string>>;
   /**
    * Drops a deleted organization's cache entries so no cache hit can still answer for it.
    * Its rows are already gone (foreign keys cascade).
@@ -84,7 +97,15 @@ export interface ModuleStore {
 const moduleCascade = createCascade({
   table: "modules",
   keyColumn: "path",
-  columns: ["content_hash", "size_bytes", "created_at", "updated_at", "revision"],
+  columns: [
+    "content_hash",
+    "size_bytes",
+    "created_at",
+    "updated_at",
+    "revision",
+    "discovery_status",
+    "discovery_error",
+  ],
 });
 
 // Resolution reads the content too; listings do not.
@@ -113,6 +134,8 @@ interface ModuleRow {
   created_at: Date;
   updated_at: Date;
   revision: string;
+  discovery_status?: DiscoveryStatus;
+  discovery_error?: string | null;
 }
 
 /** A row of an effective view as read: the key (path) and the content hash. */
@@ -130,6 +153,9 @@ function toRecord(row: ModuleRow): ModuleRecord {
     sizeBytes: row.size_bytes,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    ...(row.discovery_status && {
+      discovery: { status: row.discovery_status, error: row.discovery_error ?? null },
+    }),
   };
 }
 
@@ -263,7 +289,8 @@ export function createModuleStore(deps: {
           for update`;
         if (existing?.content_hash === contentHash) {
           const [row] = await tx<ModuleRow[]>`
-            select organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision
+            select organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision,
+              discovery_status, discovery_error
             from modules where organization_id is not distinct from ${organizationId} and path = ${path}`;
           return { row: row as ModuleRow, changed: false };
         }
@@ -284,12 +311,14 @@ export function createModuleStore(deps: {
           sizeBytes - (existing?.size_bytes ?? 0),
         );
         const [row] = await tx<ModuleRow[]>`
-          insert into modules (organization_id, path, content, content_hash, size_bytes)
-          values (${organizationId}, ${path}, ${content}, ${contentHash}, ${sizeBytes})
+          insert into modules (organization_id, path, content, content_hash, size_bytes, discovery_status)
+          values (${organizationId}, ${path}, ${content}, ${contentHash}, ${sizeBytes}, ${initialDiscoveryStatus(path)})
           on conflict on constraint modules_scope_path_key do update
           set content = excluded.content, content_hash = excluded.content_hash,
-            size_bytes = excluded.size_bytes, revision = nextval('module_revisions'), updated_at = now()
-          returning organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision`;
+            size_bytes = excluded.size_bytes, revision = nextval('module_revisions'), updated_at = now(),
+            discovery_status = excluded.discovery_status, discovery_error = null, discovered_at = null
+          returning organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision,
+            discovery_status, discovery_error`;
         await recordAudit(tx, actor, {
           organizationId,
           action: existing ? "module.update" : "module.create",
@@ -316,7 +345,8 @@ export function createModuleStore(deps: {
       const path = validateModulePath(rawPath);
       const organizationId = scopeOrganizationId(scope);
       const [row] = await sql<ModuleRow[]>`
-        select organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision
+        select organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision,
+          discovery_status, discovery_error
         from modules where organization_id is not distinct from ${organizationId} and path = ${path}`;
       if (!row) {
         if (organizationId) await assertOrganizationExists(sql, organizationId);
@@ -360,6 +390,9 @@ export function createModuleStore(deps: {
           delete from modules where organization_id is not distinct from ${organizationId} and path = ${path}
           returning content_hash, size_bytes`;
         if (!deleted) throw notFound(`module "${path}" not found in ${describeScope(scope)}`);
+        // What the module declared goes with it.
+        await tx`delete from workflows where organization_id is not distinct from ${organizationId} and module_path = ${path}`;
+        await tx`delete from data_providers where organization_id is not distinct from ${organizationId} and module_path = ${path}`;
         const removed = entryHash(path, deleted.content_hash);
         let restored = 0n;
         if (scope.kind === "global") await rebaseOverrides(tx, path, removed, 0n);
@@ -394,7 +427,8 @@ export function createModuleStore(deps: {
       const organizationId = scopeOrganizationId(scope);
       if (organizationId) await assertOrganizationExists(sql, organizationId);
       const rows = await sql<ModuleRow[]>`
-        select organization_id, path, content_hash, size_bytes, created_at, updated_at, revision
+        select organization_id, path, content_hash, size_bytes, created_at, updated_at, revision,
+          discovery_status, discovery_error
         from modules
         where organization_id is not distinct from ${organizationId}
           and path > ${options.after} and starts_with(path, ${prefix})
@@ -442,6 +476,33 @@ export function createModuleStore(deps: {
         }));
         return { fingerprint, entries };
       });
+    },
+
+    async globalView() {
+      return sql.begin("isolation level repeatable read read only", async (tx) => {
+        const [state] = await tx<{ view_sum: Buffer }[]>`
+          select view_sum from module_scope_states where organization_id is null`;
+        const rows = await globalViewRows(tx, state?.view_sum);
+        return {
+          fingerprint: viewFingerprint(bytesToSum(state?.view_sum ?? Buffer.alloc(0)), 0n),
+          entries: rows.map((row) => ({
+            path: row.key,
+            contentHash: row.content_hash,
+            provenance: "global" as const,
+          })),
+        };
+      });
+    },
+
+    async contents(scope, hashes) {
+      if (hashes.length === 0) return new Map();
+      // Only rows the scope's tree can contain: its own and, for an organization, the global ones.
+      const rows = await sql<{ content_hash: string; content: string }[]>`
+        select distinct on (content_hash) content_hash, content from modules
+        where content_hash = any(${hashes}::text[])
+          and (organization_id is null
+            ${scope.kind === "organization" ? sql`or organization_id = ${scope.organizationId}` : sql``})`;
+      return new Map(rows.map((row) => [row.content_hash, row.content]));
     },
 
     async forgetOrganization(organizationId) {

@@ -5,6 +5,7 @@ import {
   ModuleServiceClient,
   OrganizationServiceClient,
   SecretServiceClient,
+  WorkflowServiceClient,
 } from "@bifrost/proto";
 import {
   type CallOptions,
@@ -57,6 +58,7 @@ export interface ApiClients {
   config: Promisified<ConfigServiceClient>;
   secrets: Promisified<SecretServiceClient>;
   audit: Promisified<AuditServiceClient>;
+  workflows: Promisified<WorkflowServiceClient>;
 }
 
 /** Raw generated clients sharing one channel, closed together. */
@@ -75,6 +77,7 @@ export function connectClients(address: string): ClientPool {
     config: new ConfigServiceClient(address, creds),
     secrets: new SecretServiceClient(address, creds),
     audit: new AuditServiceClient(address, creds),
+    workflows: new WorkflowServiceClient(address, creds),
   };
   return {
     as: (apiKey) => ({
@@ -84,6 +87,7 @@ export function connectClients(address: string): ClientPool {
       config: promisify(raw.config, apiKey),
       secrets: promisify(raw.secrets, apiKey),
       audit: promisify(raw.audit, apiKey),
+      workflows: promisify(raw.workflows, apiKey),
     }),
     close: () => {
       for (const client of Object.values(raw)) client.close();

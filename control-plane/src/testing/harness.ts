@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import { inject } from "vitest";
@@ -8,6 +11,8 @@ import type { GrpcServer } from "../grpc/server.js";
 import { bootstrapPlatformAdmin } from "../identity/bootstrap.js";
 import { createLogger } from "../log.js";
 import { parseSecretKeyring } from "../secrets/secret-cipher.js";
+import { createDiscoveryWorker, type DiscoveryWorker } from "../workflows/discovery-worker.js";
+import { createSandboxDiscoverer } from "../workflows/sandbox-discoverer.js";
 import { type ApiClients, type ClientPool, connectClients } from "./grpc-clients.js";
 
 /** A control plane running for one test file: its own database, Redis key prefix and port. */
@@ -20,6 +25,8 @@ export interface TestControlPlane {
   databaseUrl: string;
   /** The platform admin's API key created at bootstrap. */
   adminKey: string;
+  /** Module discovery; tests call drain() to discover what is pending. */
+  discovery: DiscoveryWorker;
   /** Clients authenticating with the given key (undefined = no key). */
   api(apiKey: string | undefined): ApiClients;
   close(): Promise<void>;
@@ -74,6 +81,15 @@ export async function startTestControlPlane(
     presetKey: undefined,
   });
   if (!bootstrap.created) throw new Error("expected a fresh database to bootstrap an admin");
+  const workDir = await mkdtemp(join(tmpdir(), "bifrost-cp-test-"));
+  await chmod(workDir, 0o711);
+  const discovery = createDiscoveryWorker({
+    sql,
+    modules: stores.modules,
+    workflows: stores.workflows,
+    discover: await createSandboxDiscoverer({ workDir, log, moduleTimeoutMs: 5_000 }),
+    log,
+  });
   const server: GrpcServer = await startControlPlaneServer({
     sql,
     stores,
@@ -89,10 +105,13 @@ export async function startTestControlPlane(
     redisPrefix,
     databaseUrl,
     adminKey: bootstrap.secret,
+    discovery,
     api: (apiKey) => pool.as(apiKey),
     async close() {
       pool.close();
       await server.shutdown(1000);
+      await discovery.stop();
+      await rm(workDir, { recursive: true, force: true });
       await sql.end({ timeout: 5 });
       const keys = await redis.keys(`${redisPrefix}*`);
       if (keys.length) await redis.del(...keys);

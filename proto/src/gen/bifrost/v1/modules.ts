@@ -37,7 +37,15 @@ export interface Module {
   contentHash: string;
   sizeBytes: string;
   createdAt?: Date | undefined;
-  updatedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /**
+   * Discovery of what the module declares: pending, ok, failed (see discovery_error) or
+   * skipped (not code).
+   */
+  discoveryStatus: string;
+  discoveryError: string;
 }
 
 export interface PutModuleRequest {
@@ -155,6 +163,8 @@ function createBaseModule(): Module {
     sizeBytes: "0",
     createdAt: undefined,
     updatedAt: undefined,
+    discoveryStatus: "",
+    discoveryError: "",
   };
 }
 
@@ -180,6 +190,12 @@ export const Module: MessageFns<Module> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(58).fork()).join();
+    }
+    if (message.discoveryStatus !== "") {
+      writer.uint32(66).string(message.discoveryStatus);
+    }
+    if (message.discoveryError !== "") {
+      writer.uint32(74).string(message.discoveryError);
     }
     return writer;
   },
@@ -253,6 +269,22 @@ export const Module: MessageFns<Module> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.discoveryStatus = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.discoveryError = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -290,6 +322,16 @@ export const Module: MessageFns<Module> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      discoveryStatus: isSet(object.discoveryStatus)
+        ? globalThis.String(object.discoveryStatus)
+        : isSet(object.discovery_status)
+        ? globalThis.String(object.discovery_status)
+        : "",
+      discoveryError: isSet(object.discoveryError)
+        ? globalThis.String(object.discoveryError)
+        : isSet(object.discovery_error)
+        ? globalThis.String(object.discovery_error)
+        : "",
     };
   },
 
@@ -316,6 +358,12 @@ export const Module: MessageFns<Module> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.discoveryStatus !== "") {
+      obj.discoveryStatus = message.discoveryStatus;
+    }
+    if (message.discoveryError !== "") {
+      obj.discoveryError = message.discoveryError;
+    }
     return obj;
   },
 
@@ -331,6 +379,8 @@ export const Module: MessageFns<Module> = {
     message.sizeBytes = object.sizeBytes ?? "0";
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.discoveryStatus = object.discoveryStatus ?? "";
+    message.discoveryError = object.discoveryError ?? "";
     return message;
   },
 };

@@ -1,0 +1,174 @@
+import type { DataProviderMeta, WorkflowMeta } from "@bifrost/sdk/host";
+import { createCascade, type Provenance } from "../cascade/cascade.js";
+import type { Sql, SqlOrTx } from "../db/postgres.js";
+import { notFound } from "../errors.js";
+import { assertOrganizationExists } from "../organizations/organization-store.js";
+import { type Scope, scopeOfRow, scopeOrganizationId } from "../scope.js";
+
+/** A workflow as stored: its scope, module and the metadata its module declared. */
+export interface WorkflowRecord {
+  scope: Scope;
+  name: string;
+  modulePath: string;
+  exportName: string;
+  metadata: WorkflowMeta;
+  discoveredAt: Date;
+}
+
+/** What discovery found in one module, as of the content hash it loaded. */
+export interface ModuleDiscovery {
+  path: string;
+  contentHash: string;
+  workflows: WorkflowMeta[];
+  dataProviders: DataProviderMeta[];
+  /** Why the module could not be loaded or declared invalid metadata. */
+  error?: string;
+}
+
+/** Discovered workflows per scope, read with the cascade (by name). */
+export interface WorkflowStore {
+  /**
+   * Replaces what each module declares, in one transaction. A module whose content changed
+   * since it was loaded is left pending (it will be discovered again). A name another module
+   * of the same scope already declares fails the later module, naming both.
+   */
+  recordDiscovery(scope: Scope, results: ModuleDiscovery[]): Promise<void>;
+  list(scope: Scope): Promise<WorkflowRecord[]>;
+  listEffective(
+    organizationId: string,
+  ): Promise<Array<{ workflow: WorkflowRecord; provenance: Provenance }>>;
+  resolve(
+    organizationId: string,
+    name: string,
+  ): Promise<{ workflow: WorkflowRecord; provenance: Provenance }>;
+}
+
+const workflowCascade = createCascade({
+  table: "workflows",
+  keyColumn: "name",
+  columns: ["module_path", "export_name", "metadata", "discovered_at"],
+});
+
+interface WorkflowRow {
+  organization_id: string | null;
+  name?: string;
+  key?: string;
+  module_path: string;
+  export_name: string;
+  metadata: WorkflowMeta;
+  discovered_at: Date;
+}
+
+const toRecord = (row: WorkflowRow): WorkflowRecord => ({
+  scope: scopeOfRow(row.organization_id),
+  name: (row.name ?? row.key) as string,
+  modulePath: row.module_path,
+  exportName: row.export_name,
+  metadata: row.metadata,
+  discoveredAt: row.discovered_at,
+});
+
+/** Creates the workflow store. */
+export function createWorkflowStore(sql: Sql): WorkflowStore {
+  async function replaceDeclarations(
+    tx: SqlOrTx,
+    table: "workflows" | "data_providers",
+    organizationId: string | null,
+    module: ModuleDiscovery,
+    declared: Array<{ name: string; exportName: string }>,
+  ): Promise<string | undefined> {
+    await tx`delete from ${tx(table)} where organization_id is not distinct from ${organizationId}
+      and module_path = ${module.path}`;
+    for (const item of declared) {
+      const inserted = await tx`
+        insert into ${tx(table)} (organization_id, name, module_path, export_name, module_hash, metadata)
+        values (${organizationId}, ${item.name}, ${module.path}, ${item.exportName}, ${module.contentHash},
+          ${tx.json(item as never)})
+        on conflict (organization_id, name) do nothing
+        returning 1`;
+      if (inserted.length === 0) {
+        const [owner] = await tx<{ module_path: string }[]>`
+          select module_path from ${tx(table)}
+          where organization_id is not distinct from ${organizationId} and name = ${item.name}`;
+        const kind = table === "workflows" ? "workflow" : "data provider";
+        return `${kind} name "${item.name}" is already declared by module "${owner?.module_path}" in this scope`;
+      }
+    }
+    return undefined;
+  }
+
+  return {
+    async recordDiscovery(scope, results) {
+      const organizationId = scopeOrganizationId(scope);
+      await sql.begin(async (tx) => {
+        for (const module of results) {
+          const [current] = await tx<{ content_hash: string }[]>`
+            select content_hash from modules
+            where organization_id is not distinct from ${organizationId} and path = ${module.path}
+            for update`;
+          if (current?.content_hash !== module.contentHash) continue; // changed or deleted meanwhile
+          await tx`savepoint declarations`;
+          let error = module.error;
+          if (!error) {
+            error =
+              (await replaceDeclarations(
+                tx,
+                "workflows",
+                organizationId,
+                module,
+                module.workflows,
+              )) ??
+              (await replaceDeclarations(
+                tx,
+                "data_providers",
+                organizationId,
+                module,
+                module.dataProviders,
+              ));
+          }
+          if (error) {
+            // A failed module declares nothing: undo any half of its declarations.
+            await tx`rollback to savepoint declarations`;
+            await tx`delete from workflows where organization_id is not distinct from ${organizationId} and module_path = ${module.path}`;
+            await tx`delete from data_providers where organization_id is not distinct from ${organizationId} and module_path = ${module.path}`;
+          }
+          await tx`
+            update modules set discovery_status = ${error ? "failed" : "ok"}, discovery_error = ${error ?? null},
+              discovered_at = now()
+            where organization_id is not distinct from ${organizationId} and path = ${module.path}`;
+        }
+      });
+    },
+
+    async list(scope) {
+      const organizationId = scopeOrganizationId(scope);
+      if (organizationId) await assertOrganizationExists(sql, organizationId);
+      const rows = await sql<WorkflowRow[]>`
+        select * from workflows where organization_id is not distinct from ${organizationId} order by name`;
+      return rows.map(toRecord);
+    },
+
+    async listEffective(organizationId) {
+      await assertOrganizationExists(sql, organizationId);
+      const rows = await workflowCascade.listEffective(sql, organizationId);
+      return rows.map((row) => ({
+        workflow: toRecord(row as unknown as WorkflowRow),
+        provenance: row.provenance,
+      }));
+    },
+
+    async resolve(organizationId, name) {
+      const { winner } = await workflowCascade.resolve(sql, organizationId, name);
+      if (!winner) {
+        await assertOrganizationExists(sql, organizationId);
+        throw notFound(
+          `workflow "${name}" not found for organization "${organizationId}" or globally`,
+        );
+      }
+      return {
+        workflow: toRecord(winner as unknown as WorkflowRow),
+        provenance: winner.provenance,
+      };
+    },
+  };
+}

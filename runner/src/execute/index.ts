@@ -1,0 +1,50 @@
+/**
+ * The runner's execution library: what the runner process uses for every job, and what the
+ * control plane uses to discover modules in the same sandbox.
+ */
+import { chmod, mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { builtSdkEntry } from "@bifrost/sdk/host";
+import { findExecutable, locateDenoBinary } from "../sandbox/deno-binary.js";
+import type { LimitsLogger } from "../sandbox/resource-limits.js";
+import { defaultProcessLimits } from "../sandbox/resource-limits.js";
+import { createSandboxHost } from "../sandbox/sandbox-process.js";
+import type { ExecutorDeps } from "./sandbox-job.js";
+
+export { type DiscoverySpec, discoverModules } from "./discover-modules.js";
+export {
+  classify,
+  type ExecutionError,
+  type ExecutionOutcome,
+  type ExecutionSpec,
+  executeWorkflow,
+} from "./execute-workflow.js";
+export type { ExecutorDeps } from "./sandbox-job.js";
+
+/**
+ * Prepares a work directory (trees, per-org Deno caches, job dirs; traversable by the
+ * sandbox's uid) and finds bwrap, Deno and the built SDK. `fetchContent` supplies module
+ * content by hash when a tree is materialized.
+ */
+export async function createExecutorDeps(options: {
+  workDir: string;
+  fetchContent: (hash: string) => Promise<string>;
+  logger: LimitsLogger;
+  heapLimitMb?: number;
+}): Promise<ExecutorDeps> {
+  for (const dir of ["", "trees", "deno-dirs", "jobs"]) {
+    await mkdir(join(options.workDir, dir), { recursive: true });
+    await chmod(join(options.workDir, dir), 0o711);
+  }
+  return {
+    host: await createSandboxHost(options.logger),
+    deno: await locateDenoBinary(),
+    bwrapPath: findExecutable("bwrap"),
+    sdkDir: dirname(builtSdkEntry()),
+    trees: { root: join(options.workDir, "trees"), fetchContent: options.fetchContent },
+    denoDirs: join(options.workDir, "deno-dirs"),
+    jobs: join(options.workDir, "jobs"),
+    limits: defaultProcessLimits,
+    heapLimitMb: options.heapLimitMb ?? 256,
+  };
+}
