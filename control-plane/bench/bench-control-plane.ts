@@ -4,6 +4,7 @@ import postgres from "postgres";
 import { createStores, type Stores, startControlPlaneServer } from "../src/app.js";
 import { migrate } from "../src/db/migrate.js";
 import { connectPostgres, type Sql } from "../src/db/postgres.js";
+import { createExecutionWaiter } from "../src/executions/execution-waiter.js";
 import type { GrpcServer } from "../src/grpc/server.js";
 import { bootstrapPlatformAdmin } from "../src/identity/bootstrap.js";
 import { createLogger, type Logger } from "../src/log.js";
@@ -131,6 +132,18 @@ async function startServer(
     presetKey: undefined,
   });
   if (!bootstrap.created) throw new Error("the fresh bench database already had a platform admin");
-  const server = await startControlPlaneServer({ sql, stores, log, listen: "127.0.0.1:0" });
+  const server = await startControlPlaneServer({
+    sql,
+    stores,
+    log,
+    listen: "127.0.0.1:0",
+    // The module benchmark starts no executions, so it needs no NATS.
+    queue: {
+      publish: async () => {
+        throw new Error("the module benchmark dispatches no executions");
+      },
+    },
+    waiter: await createExecutionWaiter(sql),
+  });
   return { stores, adminKey: bootstrap.secret, server };
 }

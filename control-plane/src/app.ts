@@ -5,6 +5,11 @@ import { createConfigService } from "./config-store/config-service.js";
 import type { ConfigStore } from "./config-store/config-store.js";
 import { createConfigStore } from "./config-store/config-store.js";
 import type { Sql } from "./db/postgres.js";
+import { createExecutionService } from "./executions/execution-service.js";
+import { createExecutionStore, type ExecutionStore } from "./executions/execution-store.js";
+import type { ExecutionWaiter } from "./executions/execution-waiter.js";
+import type { JobQueue } from "./executions/job-queue.js";
+import { createRunnerService } from "./executions/runner-service.js";
 import { type GrpcServer, startGrpcServer } from "./grpc/server.js";
 import type { EdgeDeps } from "./grpc/unary.js";
 import { createIdentityService } from "./identity/identity-service.js";
@@ -32,6 +37,7 @@ export interface Stores {
   config: ConfigStore;
   secrets: SecretStore;
   workflows: WorkflowStore;
+  executions: ExecutionStore;
 }
 
 /** Settings the stores and server need (a subset of Config, so tests can pass their own). */
@@ -55,13 +61,17 @@ export function createStores(deps: {
     prefix: settings.redisKeyPrefix,
     ttlSeconds: settings.moduleCacheTtlSeconds,
   });
+  const config = createConfigStore(sql);
+  const secrets = createSecretStore(sql, settings.secretKeyring);
+  const workflows = createWorkflowStore(sql);
   return {
     organizations: createOrganizationStore(sql),
     identity: createIdentityStore(sql),
     modules: createModuleStore({ sql, cache, log, maxModuleBytes: settings.moduleMaxBytes }),
-    config: createConfigStore(sql),
-    secrets: createSecretStore(sql, settings.secretKeyring),
-    workflows: createWorkflowStore(sql),
+    config,
+    secrets,
+    workflows,
+    executions: createExecutionStore({ sql, workflows, config, secrets }),
   };
 }
 
@@ -73,10 +83,16 @@ export async function startControlPlaneServer(deps: {
   listen: string;
   /** Called after module writes (the discovery worker's notify). */
   onModulesChanged?: () => void;
+  /** Where executions are dispatched to runners. */
+  queue: JobQueue;
+  waiter: ExecutionWaiter;
 }): Promise<GrpcServer> {
   const { sql, stores, log } = deps;
   const edge: EdgeDeps = { identity: stores.identity, log };
-  const policy = createPolicy(stores.identity);
+  const policy = createPolicy(stores.identity, {
+    executionOrganization: async (id) =>
+      (await stores.executions.get(id).catch(() => undefined))?.organizationId,
+  });
   return startGrpcServer(
     {
       "bifrost.v1.OrganizationService": createOrganizationService(
@@ -96,6 +112,17 @@ export async function startControlPlaneServer(deps: {
       "bifrost.v1.SecretService": createSecretService(edge, policy, stores.secrets),
       "bifrost.v1.AuditService": createAuditService(edge, policy, sql),
       "bifrost.v1.WorkflowService": createWorkflowService(edge, policy, stores.workflows),
+      "bifrost.v1.ExecutionService": createExecutionService(edge, policy, {
+        executions: stores.executions,
+        queue: deps.queue,
+        waiter: deps.waiter,
+        log,
+      }),
+      "bifrost.v1.RunnerService": createRunnerService(edge, policy, {
+        executions: stores.executions,
+        modules: stores.modules,
+        organizations: stores.organizations,
+      }),
     },
     { listen: deps.listen, log },
   );

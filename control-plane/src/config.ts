@@ -40,6 +40,20 @@ const schema = z.object({
     .int()
     .positive()
     .default(24 * 3600),
+  // NATS with JetStream, where executions are dispatched to runners.
+  BIFROST_NATS_URL: z
+    .string()
+    .regex(/^nats:\/\/[^\s]+$/)
+    .default("nats://127.0.0.1:4222"),
+  // Prefix of the JetStream stream, subject and consumer names (deployments sharing a NATS).
+  BIFROST_NATS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/)
+    .default(""),
+  // Deliveries of one execution job before it is failed as lost (a runner died each time).
+  BIFROST_JOB_MAX_DELIVER: z.coerce.number().int().min(1).max(20).default(3),
+  // How long a runner may go silent on a job before it is redelivered (runners signal progress).
+  BIFROST_JOB_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
   // Working directory for sandbox trees, per-organization Deno caches and job files.
   BIFROST_WORK_DIR: z.string().min(1).default(".bifrost/work"),
   // How long in-flight calls may take to finish on SIGTERM before the server is forced down.
@@ -60,6 +74,10 @@ export interface Config {
   moduleCacheTtlSeconds: number;
   shutdownGraceMs: number;
   workDir: string;
+  natsUrl: string;
+  natsPrefix: string;
+  jobMaxDeliver: number;
+  jobAckWaitMs: number;
 }
 
 /** Raised with every invalid variable listed, so one start shows everything to fix. */
@@ -115,5 +133,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     moduleCacheTtlSeconds: vars.BIFROST_MODULE_CACHE_TTL_SECONDS,
     shutdownGraceMs: vars.BIFROST_SHUTDOWN_GRACE_MS,
     workDir: resolve(vars.BIFROST_WORK_DIR),
+    natsUrl: vars.BIFROST_NATS_URL,
+    natsPrefix: vars.BIFROST_NATS_PREFIX,
+    jobMaxDeliver: vars.BIFROST_JOB_MAX_DELIVER,
+    jobAckWaitMs: vars.BIFROST_JOB_ACK_WAIT_MS,
   };
 }

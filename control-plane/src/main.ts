@@ -1,11 +1,15 @@
 // The control plane's composition root: the only module with side effects at import time.
 import { join } from "node:path";
+import { jobDispatchNames } from "@bifrost/proto";
 import { createStores, startControlPlaneServer } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { migrate } from "./db/migrate.js";
 import { connectPostgres } from "./db/postgres.js";
+import { createExecutionWaiter } from "./executions/execution-waiter.js";
+import { openJobQueue } from "./executions/job-queue.js";
 import { bootstrapPlatformAdmin } from "./identity/bootstrap.js";
 import { createLogger } from "./log.js";
+import { connectNats } from "./nats.js";
 import { connectRedis } from "./redis.js";
 import { createDiscoveryWorker } from "./workflows/discovery-worker.js";
 import { createSandboxDiscoverer } from "./workflows/sandbox-discoverer.js";
@@ -55,12 +59,22 @@ try {
   });
   discovery.start();
 
+  const nats = await connectNats(config.natsUrl);
+  const queue = await openJobQueue(nats, jobDispatchNames(config.natsPrefix), {
+    maxDeliver: config.jobMaxDeliver,
+    ackWaitMs: config.jobAckWaitMs,
+    duplicateWindowMs: 10 * 60_000,
+  });
+  const waiter = await createExecutionWaiter(sql);
+
   const server = await startControlPlaneServer({
     sql,
     stores,
     log,
     listen: config.grpcListen,
     onModulesChanged: () => discovery.notify(),
+    queue,
+    waiter,
   });
 
   let stopping = false;
@@ -70,6 +84,8 @@ try {
     log.info({ signal }, "shutting down");
     await server.shutdown(config.shutdownGraceMs);
     await discovery.stop();
+    await waiter.close();
+    await nats.drain();
     await sql.end({ timeout: 5 });
     redis.disconnect();
     log.info("stopped");

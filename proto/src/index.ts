@@ -29,6 +29,26 @@ export {
   type ConfigServiceServer,
 } from "./gen/bifrost/v1/config.js";
 export {
+  CancelExecutionRequest,
+  CancelExecutionResponse,
+  Checkpoint,
+  Execution,
+  ExecutionError,
+  ExecutionLog,
+  ExecutionServiceClient,
+  ExecutionServiceService,
+  ExecutionStatus,
+  GetExecutionRequest,
+  GetExecutionResponse,
+  ListExecutionsRequest,
+  ListExecutionsResponse,
+  StartExecutionRequest,
+  StartExecutionResponse,
+  executionStatusFromJSON,
+  executionStatusToJSON,
+  type ExecutionServiceServer,
+} from "./gen/bifrost/v1/executions.js";
+export {
   ApiKey,
   CreateApiKeyRequest,
   CreateApiKeyResponse,
@@ -107,6 +127,23 @@ export {
   UpdateOrganizationResponse,
   type OrganizationServiceServer,
 } from "./gen/bifrost/v1/organizations.js";
+export {
+  ClaimExecutionRequest,
+  ClaimExecutionResponse,
+  CompleteExecutionRequest,
+  CompleteExecutionResponse,
+  ExecutionCallRequest,
+  ExecutionCallResponse,
+  GetExecutionModulesRequest,
+  GetExecutionModulesResponse,
+  GetExecutionModulesResponse_ContentsEntry,
+  ReportExecutionEventsRequest,
+  ReportExecutionEventsResponse,
+  RunnerServiceClient,
+  RunnerServiceService,
+  ViewEntry,
+  type RunnerServiceServer,
+} from "./gen/bifrost/v1/runners.js";
 export {
   Provenance,
   Scope,

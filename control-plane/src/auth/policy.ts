@@ -1,9 +1,11 @@
 import type {
   AuditServiceServer,
   ConfigServiceServer,
+  ExecutionServiceServer,
   IdentityServiceServer,
   ModuleServiceServer,
   OrganizationServiceServer,
+  RunnerServiceServer,
   SecretServiceServer,
   WorkflowServiceServer,
 } from "@bifrost/proto";
@@ -11,6 +13,7 @@ import type { handleUnaryCall } from "@grpc/grpc-js";
 import { invalidArgument, notFound, permissionDenied } from "../errors.js";
 import type { Rule } from "../grpc/unary.js";
 import type { IdentityStore } from "../identity/identity-store.js";
+import type { Principal } from "../identity/principal.js";
 import { parseUuid, scopeFromProto } from "../scope.js";
 import {
   requireOrganizationRole,
@@ -32,6 +35,14 @@ export interface Policy {
   SecretService: RulesFor<SecretServiceServer>;
   AuditService: RulesFor<AuditServiceServer>;
   WorkflowService: RulesFor<WorkflowServiceServer>;
+  ExecutionService: RulesFor<ExecutionServiceServer>;
+  RunnerService: RulesFor<RunnerServiceServer>;
+}
+
+/** Lookups rules need beyond the principal. */
+export interface PolicyLookups {
+  /** The organization an execution belongs to, or undefined when there is no such execution. */
+  executionOrganization(id: string): Promise<string | undefined>;
 }
 
 const anyAuthenticated: Rule<unknown> = () => {};
@@ -42,7 +53,19 @@ const anyAuthenticated: Rule<unknown> = () => {};
  * read their organization (executions come with the next API). Everyone: their own
  * principal and API keys.
  */
-export function createPolicy(identity: IdentityStore): Policy {
+export function createPolicy(identity: IdentityStore, lookups: PolicyLookups): Policy {
+  // Someone else's execution looks exactly like a missing one.
+  const memberOfExecution = async (id: string, p: Principal) => {
+    if (p.platformAdmin) return;
+    const organizationId = await lookups.executionOrganization(id);
+    if (!organizationId || !p.memberships.has(organizationId))
+      throw notFound(`execution "${id}" not found`);
+    requireOrganizationRole(p, organizationId, "member");
+  };
+  const requireRunner = (p: Principal) => {
+    if (!p.runner) throw permissionDenied("only runner identities may call RunnerService");
+  };
+
   const orgAdmin =
     (id: string, field = "organization_id"): Rule<unknown> =>
     (_r, p) =>
@@ -60,6 +83,7 @@ export function createPolicy(identity: IdentityStore): Policy {
       GetCurrentPrincipal: anyAuthenticated,
       CreateUser: (r, p) => {
         if (p.platformAdmin) return;
+        if (r.runner) throw permissionDenied("only platform admins may create runner identities");
         if (!r.organizationId)
           throw permissionDenied("only platform admins may create users outside an organization");
         if (r.platformAdmin)
@@ -147,6 +171,22 @@ export function createPolicy(identity: IdentityStore): Policy {
         requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "member"),
       GetWorkflow: (r, p) =>
         requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "member"),
+    },
+    ExecutionService: {
+      StartExecution: (r, p) =>
+        requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "member"),
+      GetExecution: (r, p) => memberOfExecution(parseUuid(r.id, "id"), p),
+      ListExecutions: (r, p) =>
+        requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "member"),
+      CancelExecution: (r, p) => memberOfExecution(parseUuid(r.id, "id"), p),
+    },
+    // Runner identities only; every call after the claim also needs the execution's token.
+    RunnerService: {
+      ClaimExecution: (_r, p) => requireRunner(p),
+      GetExecutionModules: (_r, p) => requireRunner(p),
+      ExecutionCall: (_r, p) => requireRunner(p),
+      ReportExecutionEvents: (_r, p) => requireRunner(p),
+      CompleteExecution: (_r, p) => requireRunner(p),
     },
     AuditService: {
       ListAuditEvents: (r, p) => {

@@ -1,9 +1,11 @@
 import {
   AuditServiceService,
   ConfigServiceService,
+  ExecutionServiceService,
   IdentityServiceService,
   ModuleServiceService,
   OrganizationServiceService,
+  RunnerServiceService,
   readFileDescriptorSets,
   SecretServiceService,
   WorkflowServiceService,
@@ -29,6 +31,8 @@ export interface ServiceImplementations {
   "bifrost.v1.SecretService": UntypedServiceImplementation;
   "bifrost.v1.AuditService": UntypedServiceImplementation;
   "bifrost.v1.WorkflowService": UntypedServiceImplementation;
+  "bifrost.v1.ExecutionService": UntypedServiceImplementation;
+  "bifrost.v1.RunnerService": UntypedServiceImplementation;
 }
 
 const definitions: Record<keyof ServiceImplementations, ServiceDefinition> = {
@@ -39,6 +43,8 @@ const definitions: Record<keyof ServiceImplementations, ServiceDefinition> = {
   "bifrost.v1.SecretService": SecretServiceService,
   "bifrost.v1.AuditService": AuditServiceService,
   "bifrost.v1.WorkflowService": WorkflowServiceService,
+  "bifrost.v1.ExecutionService": ExecutionServiceService,
+  "bifrost.v1.RunnerService": RunnerServiceService,
 };
 
 /**

@@ -23,6 +23,7 @@ const userToProto = (u: UserRecord): User => ({
   email: u.email,
   displayName: u.displayName,
   platformAdmin: u.platformAdmin,
+  runner: u.runner,
   createdAt: u.createdAt,
 });
 
@@ -83,7 +84,12 @@ export function createIdentityService(
         : undefined;
       const user = await identity.createUser(
         actor,
-        { email: req.email, displayName: req.displayName, platformAdmin: req.platformAdmin },
+        {
+          email: req.email,
+          displayName: req.displayName,
+          platformAdmin: req.platformAdmin,
+          runner: req.runner === true,
+        },
         membership,
       );
       return { user: userToProto(user) };

@@ -20,6 +20,7 @@ export interface UserRecord {
   email: string;
   displayName: string;
   platformAdmin: boolean;
+  runner: boolean;
   createdAt: Date;
 }
 
@@ -46,7 +47,7 @@ export interface IdentityStore {
   authenticate(authorization: string | undefined): Promise<Principal>;
   createUser(
     actor: Actor,
-    user: { email: string; displayName: string; platformAdmin: boolean },
+    user: { email: string; displayName: string; platformAdmin: boolean; runner?: boolean },
     membership?: { organizationId: string; role: MembershipRole },
   ): Promise<UserRecord>;
   getUser(id: string): Promise<UserRecord>;
@@ -90,6 +91,7 @@ interface UserRow {
   email: string;
   display_name: string;
   platform_admin: boolean;
+  kind: "human" | "runner";
   created_at: Date;
 }
 
@@ -109,6 +111,7 @@ const toUser = (row: UserRow): UserRecord => ({
   email: row.email,
   displayName: row.display_name,
   platformAdmin: row.platform_admin,
+  runner: row.kind === "runner",
   createdAt: row.created_at,
 });
 
@@ -184,11 +187,12 @@ export function createIdentityStore(sql: Sql): IdentityStore {
           secret_hash: Buffer;
           email: string;
           platform_admin: boolean;
+          kind: string;
           memberships: Array<{ o: string; r: MembershipRole; a: boolean }>;
         })[]
       >`
         select k.id, k.user_id, k.secret_hash, k.expires_at, k.revoked_at, k.last_used_at,
-          u.email, u.platform_admin,
+          u.email, u.platform_admin, u.kind,
           coalesce(json_agg(json_build_object('o', m.organization_id, 'r', m.role, 'a', o.active))
             filter (where m.organization_id is not null), '[]') as memberships
         from api_keys k
@@ -215,25 +219,31 @@ export function createIdentityStore(sql: Sql): IdentityStore {
         apiKeyId: row.id,
         email: row.email,
         platformAdmin: row.platform_admin,
+        runner: row.kind === "runner",
         memberships: new Map(row.memberships.map((m) => [m.o, { role: m.r, active: m.a }])),
       };
     },
 
     async createUser(actor, user, membership) {
+      if (user.runner && (user.platformAdmin || membership)) {
+        throw invalidArgument(
+          "a runner identity cannot be a platform admin or a member of an organization",
+        );
+      }
       const email = validateEmail(user.email);
       const displayName = validateLabel(user.displayName, "display_name", 200);
       try {
         return await sql.begin(async (tx) => {
           const [row] = await tx<UserRow[]>`
-            insert into users (email, display_name, platform_admin)
-            values (${email}, ${displayName}, ${user.platformAdmin}) returning *`;
+            insert into users (email, display_name, platform_admin, kind)
+            values (${email}, ${displayName}, ${user.platformAdmin}, ${user.runner ? "runner" : "human"}) returning *`;
           const created = toUser(row as UserRow);
           await recordAudit(tx, actor, {
             organizationId: membership?.organizationId ?? null,
             action: "user.create",
             targetType: "user",
             target: created.id,
-            details: { email, platformAdmin: user.platformAdmin },
+            details: { email, platformAdmin: user.platformAdmin, runner: user.runner === true },
           });
           if (membership) {
             await tx`insert into memberships (organization_id, user_id, role)

@@ -7,6 +7,8 @@ export interface Principal {
   apiKeyId: string;
   email: string;
   platformAdmin: boolean;
+  /** A runner identity: may call RunnerService, nothing else. */
+  runner: boolean;
   /** The caller's organizations: role and whether the organization is active. */
   memberships: ReadonlyMap<string, { role: MembershipRole; active: boolean }>;
 }

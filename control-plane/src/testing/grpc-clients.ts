@@ -1,6 +1,7 @@
 import {
   AuditServiceClient,
   ConfigServiceClient,
+  ExecutionServiceClient,
   IdentityServiceClient,
   ModuleServiceClient,
   OrganizationServiceClient,
@@ -59,6 +60,7 @@ export interface ApiClients {
   secrets: Promisified<SecretServiceClient>;
   audit: Promisified<AuditServiceClient>;
   workflows: Promisified<WorkflowServiceClient>;
+  executions: Promisified<ExecutionServiceClient>;
 }
 
 /** Raw generated clients sharing one channel, closed together. */
@@ -78,6 +80,7 @@ export function connectClients(address: string): ClientPool {
     secrets: new SecretServiceClient(address, creds),
     audit: new AuditServiceClient(address, creds),
     workflows: new WorkflowServiceClient(address, creds),
+    executions: new ExecutionServiceClient(address, creds),
   };
   return {
     as: (apiKey) => ({
@@ -88,6 +91,7 @@ export function connectClients(address: string): ClientPool {
       secrets: promisify(raw.secrets, apiKey),
       audit: promisify(raw.audit, apiKey),
       workflows: promisify(raw.workflows, apiKey),
+      executions: promisify(raw.executions, apiKey),
     }),
     close: () => {
       for (const client of Object.values(raw)) client.close();

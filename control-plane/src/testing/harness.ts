@@ -2,11 +2,16 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type JobDispatchNames, jobDispatchNames } from "@bifrost/proto";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import { inject } from "vitest";
 import { createStores, type Stores, startControlPlaneServer } from "../app.js";
 import type { Sql } from "../db/postgres.js";
+import { createExecutionWaiter } from "../executions/execution-waiter.js";
+import { openJobQueue } from "../executions/job-queue.js";
 import type { GrpcServer } from "../grpc/server.js";
 import { bootstrapPlatformAdmin } from "../identity/bootstrap.js";
 import { createLogger } from "../log.js";
@@ -25,6 +30,10 @@ export interface TestControlPlane {
   databaseUrl: string;
   /** The platform admin's API key created at bootstrap. */
   adminKey: string;
+  /** This file's JetStream names (runners in tests pull from them). */
+  dispatch: JobDispatchNames;
+  /** The gRPC address of the server. */
+  address: string;
   /** Module discovery; tests call drain() to discover what is pending. */
   discovery: DiscoveryWorker;
   /** Clients authenticating with the given key (undefined = no key). */
@@ -44,7 +53,13 @@ export const testKeyring = parseSecretKeyring(
  * (to flush it alone) or the keyring.
  */
 export async function startTestControlPlane(
-  options: { redisDb?: number; keyring?: typeof testKeyring; moduleMaxBytes?: number } = {},
+  options: {
+    redisDb?: number;
+    keyring?: typeof testKeyring;
+    moduleMaxBytes?: number;
+    jobMaxDeliver?: number;
+    jobAckWaitMs?: number;
+  } = {},
 ): Promise<TestControlPlane> {
   const name = `${inject("testDatabasePrefix")}${randomBytes(6).toString("hex")}`;
   const admin = postgres(inject("postgresUrl"), { max: 1, onnotice: () => {} });
@@ -90,11 +105,22 @@ export async function startTestControlPlane(
     discover: await createSandboxDiscoverer({ workDir, log, moduleTimeoutMs: 5_000 }),
     log,
   });
+  // A private stream, subject and consumer per test file on the shared NATS.
+  const dispatch = jobDispatchNames(name);
+  const nats = await connect({ servers: inject("natsUrl") });
+  const queue = await openJobQueue(nats, dispatch, {
+    maxDeliver: options.jobMaxDeliver ?? 3,
+    ackWaitMs: options.jobAckWaitMs ?? 30_000,
+    duplicateWindowMs: 60_000,
+  });
+  const waiter = await createExecutionWaiter(sql);
   const server: GrpcServer = await startControlPlaneServer({
     sql,
     stores,
     log,
     listen: "127.0.0.1:0",
+    queue,
+    waiter,
   });
   const pool: ClientPool = connectClients(`127.0.0.1:${server.port}`);
 
@@ -106,11 +132,16 @@ export async function startTestControlPlane(
     databaseUrl,
     adminKey: bootstrap.secret,
     discovery,
+    dispatch,
+    address: `127.0.0.1:${server.port}`,
     api: (apiKey) => pool.as(apiKey),
     async close() {
       pool.close();
       await server.shutdown(1000);
       await discovery.stop();
+      await waiter.close();
+      await (await jetstreamManager(nats)).streams.delete(dispatch.stream).catch(() => {});
+      await nats.close();
       await rm(workDir, { recursive: true, force: true });
       await sql.end({ timeout: 5 });
       const keys = await redis.keys(`${redisPrefix}*`);

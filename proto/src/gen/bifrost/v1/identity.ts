@@ -72,6 +72,7 @@ export interface User {
   displayName: string;
   platformAdmin: boolean;
   createdAt?: Date | undefined;
+  runner: boolean;
 }
 
 export interface Membership {
@@ -109,6 +110,11 @@ export interface CreateUserRequest {
   /** Optional initial membership. */
   organizationId: string;
   role: MembershipRole;
+  /**
+   * A runner identity (platform admins only): may call RunnerService and nothing else;
+   * never a platform admin, never a member of an organization.
+   */
+  runner?: boolean | undefined;
 }
 
 export interface CreateUserResponse {
@@ -215,7 +221,7 @@ export interface RevokeApiKeyResponse {
 }
 
 function createBaseUser(): User {
-  return { id: "", email: "", displayName: "", platformAdmin: false, createdAt: undefined };
+  return { id: "", email: "", displayName: "", platformAdmin: false, createdAt: undefined, runner: false };
 }
 
 export const User: MessageFns<User> = {
@@ -234,6 +240,9 @@ export const User: MessageFns<User> = {
     }
     if (message.createdAt !== undefined) {
       Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(42).fork()).join();
+    }
+    if (message.runner !== false) {
+      writer.uint32(48).bool(message.runner);
     }
     return writer;
   },
@@ -291,6 +300,14 @@ export const User: MessageFns<User> = {
             message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.runner = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -322,6 +339,7 @@ export const User: MessageFns<User> = {
         : isSet(object.created_at)
         ? fromJsonTimestamp(object.created_at)
         : undefined,
+      runner: isSet(object.runner) ? globalThis.Boolean(object.runner) : false,
     };
   },
 
@@ -342,6 +360,9 @@ export const User: MessageFns<User> = {
     if (message.createdAt !== undefined) {
       obj.createdAt = message.createdAt.toISOString();
     }
+    if (message.runner !== false) {
+      obj.runner = message.runner;
+    }
     return obj;
   },
 
@@ -355,6 +376,7 @@ export const User: MessageFns<User> = {
     message.displayName = object.displayName ?? "";
     message.platformAdmin = object.platformAdmin ?? false;
     message.createdAt = object.createdAt ?? undefined;
+    message.runner = object.runner ?? false;
     return message;
   },
 };
@@ -858,7 +880,7 @@ export const GetCurrentPrincipalResponse: MessageFns<GetCurrentPrincipalResponse
 };
 
 function createBaseCreateUserRequest(): CreateUserRequest {
-  return { email: "", displayName: "", platformAdmin: false, organizationId: "", role: 0 };
+  return { email: "", displayName: "", platformAdmin: false, organizationId: "", role: 0, runner: undefined };
 }
 
 export const CreateUserRequest: MessageFns<CreateUserRequest> = {
@@ -877,6 +899,9 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
     }
     if (message.role !== 0) {
       writer.uint32(40).int32(message.role);
+    }
+    if (message.runner !== undefined) {
+      writer.uint32(48).bool(message.runner);
     }
     return writer;
   },
@@ -934,6 +959,14 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
             message.role = reader.int32() as any;
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.runner = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -965,6 +998,7 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
         ? globalThis.String(object.organization_id)
         : "",
       role: isSet(object.role) ? membershipRoleFromJSON(object.role) : 0,
+      runner: isSet(object.runner) ? globalThis.Boolean(object.runner) : undefined,
     };
   },
 
@@ -985,6 +1019,9 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
     if (message.role !== 0) {
       obj.role = membershipRoleToJSON(message.role);
     }
+    if (message.runner !== undefined) {
+      obj.runner = message.runner;
+    }
     return obj;
   },
 
@@ -998,6 +1035,7 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
     message.platformAdmin = object.platformAdmin ?? false;
     message.organizationId = object.organizationId ?? "";
     message.role = object.role ?? 0;
+    message.runner = object.runner ?? undefined;
     return message;
   },
 };

@@ -1,0 +1,156 @@
+import {
+  type Execution,
+  type ExecutionServiceServer,
+  ExecutionStatus as ProtoStatus,
+} from "@bifrost/proto";
+import type { Policy } from "../auth/policy.js";
+import { invalidArgument } from "../errors.js";
+import {
+  decodePageToken,
+  encodePageToken,
+  isTimestampUuidPosition,
+  pageSize,
+} from "../grpc/pagination.js";
+import { type EdgeDeps, unary } from "../grpc/unary.js";
+import type { Logger } from "../log.js";
+import { parseUuid } from "../scope.js";
+import type { ExecutionRecord, ExecutionStatus, ExecutionStore } from "./execution-store.js";
+import { terminalStatuses } from "./execution-store.js";
+import type { ExecutionWaiter } from "./execution-waiter.js";
+import type { JobQueue } from "./job-queue.js";
+
+const statusToProto: Record<ExecutionStatus, ProtoStatus> = {
+  queued: ProtoStatus.EXECUTION_STATUS_QUEUED,
+  running: ProtoStatus.EXECUTION_STATUS_RUNNING,
+  succeeded: ProtoStatus.EXECUTION_STATUS_SUCCEEDED,
+  failed: ProtoStatus.EXECUTION_STATUS_FAILED,
+  timed_out: ProtoStatus.EXECUTION_STATUS_TIMED_OUT,
+  cancelled: ProtoStatus.EXECUTION_STATUS_CANCELLED,
+};
+
+/** The store's status for a wire status (UNSPECIFIED = no filter). */
+export function statusFromProto(status: ProtoStatus): ExecutionStatus | undefined {
+  for (const [name, value] of Object.entries(statusToProto))
+    if (value === status) return name as ExecutionStatus;
+  if (status === ProtoStatus.EXECUTION_STATUS_UNSPECIFIED) return undefined;
+  throw invalidArgument(`status ${status} is not an execution status`);
+}
+
+export { statusToProto };
+
+/** An execution record on the wire (events included when given). */
+export function executionToProto(
+  record: ExecutionRecord,
+  events?: Awaited<ReturnType<ExecutionStore["events"]>>,
+): Execution {
+  return {
+    id: record.id,
+    organizationId: record.organizationId,
+    workflow: record.workflow,
+    status: statusToProto[record.status],
+    params: record.params,
+    result: record.result ?? undefined,
+    error: record.error ?? undefined,
+    startedByUserId: record.startedByUserId ?? "",
+    runnerId: record.runnerName ?? "",
+    attempt: record.attempt,
+    createdAt: record.createdAt,
+    startedAt: record.startedAt ?? undefined,
+    finishedAt: record.finishedAt ?? undefined,
+    logs: (events?.logs ?? []).map((l) => ({
+      sequence: l.sequence,
+      time: l.at,
+      level: l.level,
+      message: l.message,
+      data: l.data ?? undefined,
+    })),
+    checkpoints: (events?.checkpoints ?? []).map((c) => ({
+      name: c.name,
+      data: c.data ?? undefined,
+      time: c.at,
+    })),
+    variables: record.variables,
+  };
+}
+
+/** gRPC handlers of ExecutionService. */
+export function createExecutionService(
+  edge: EdgeDeps,
+  policy: Policy,
+  deps: { executions: ExecutionStore; queue: JobQueue; waiter: ExecutionWaiter; log: Logger },
+): ExecutionServiceServer {
+  const rules = policy.ExecutionService;
+  const { executions } = deps;
+  const full = async (id: string) => {
+    const record = await executions.get(id);
+    return executionToProto(record, await executions.events(id));
+  };
+  return {
+    startExecution: unary(edge, "StartExecution", rules.StartExecution, async (req, { actor }) => {
+      const organizationId = parseUuid(req.organizationId, "organization_id");
+      if (req.waitTimeoutSeconds < 0 || req.waitTimeoutSeconds > 300) {
+        throw invalidArgument(
+          `wait_timeout_seconds ${req.waitTimeoutSeconds} must be between 0 and 300`,
+        );
+      }
+      const record = await executions.start(actor, organizationId, req.workflow, req.params ?? {});
+      try {
+        await deps.queue.publish({ executionId: record.id, organizationId });
+      } catch (error) {
+        // Never leave an execution queued that no runner will ever see.
+        deps.log.error({ err: error, executionId: record.id }, "dispatch failed");
+        await executions.fail(record.id, {
+          name: "DispatchError",
+          message: "the execution could not be queued for a runner; start it again",
+          stack: "",
+          kind: "internal",
+          retryable: true,
+        });
+      }
+      if (req.waitForResult) {
+        const deadline = Date.now() + (req.waitTimeoutSeconds || 30) * 1000;
+        // The LISTEN wake-up may race with completion: re-read after each wake or timeout.
+        while (Date.now() < deadline) {
+          const current = await executions.get(record.id);
+          if (terminalStatuses.has(current.status)) break;
+          await deps.waiter.wait(record.id, Math.min(1000, deadline - Date.now()));
+        }
+      }
+      return { execution: await full(record.id) };
+    }),
+
+    getExecution: unary(edge, "GetExecution", rules.GetExecution, async (req) => ({
+      execution: await full(parseUuid(req.id, "id")),
+    })),
+
+    listExecutions: unary(edge, "ListExecutions", rules.ListExecutions, async (req) => {
+      const limit = pageSize(req.pageSize, { default: 50, max: 500 });
+      const before = decodePageToken(req.pageToken, isTimestampUuidPosition);
+      const status = statusFromProto(req.status);
+      const rows = await executions.list({
+        organizationId: parseUuid(req.organizationId, "organization_id"),
+        limit,
+        ...(req.workflow && { workflow: req.workflow }),
+        ...(status && { status }),
+        ...(req.createdAfter && { createdAfter: req.createdAfter }),
+        ...(req.createdBefore && { createdBefore: req.createdBefore }),
+        ...(before && { before }),
+      });
+      const last = rows.length === limit ? rows[rows.length - 1] : undefined;
+      return {
+        executions: rows.map((r) => ({ ...executionToProto(r), variables: {} })),
+        nextPageToken: last ? encodePageToken(last.cursor) : "",
+      };
+    }),
+
+    cancelExecution: unary(
+      edge,
+      "CancelExecution",
+      rules.CancelExecution,
+      async (req, { actor }) => {
+        const record = await executions.cancel(actor, parseUuid(req.id, "id"));
+        return { execution: executionToProto(record) };
+      },
+    ),
+  };
+}

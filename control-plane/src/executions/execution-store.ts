@@ -1,0 +1,338 @@
+import { createHash, randomBytes } from "node:crypto";
+import { validateParams } from "@bifrost/sdk/params";
+import { type Actor, recordAudit } from "../audit/audit-log.js";
+import type { ConfigStore } from "../config-store/config-store.js";
+import type { Sql } from "../db/postgres.js";
+import { failedPrecondition, invalidArgument, notFound, unauthenticated } from "../errors.js";
+import type { SecretStore } from "../secrets/secret-store.js";
+import type { WorkflowStore } from "../workflows/workflow-store.js";
+
+/** Where an execution stands. Terminal: succeeded, failed, timed_out, cancelled. */
+export type ExecutionStatus =
+  | "queued"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "timed_out"
+  | "cancelled";
+export const terminalStatuses: ReadonlySet<ExecutionStatus> = new Set([
+  "succeeded",
+  "failed",
+  "timed_out",
+  "cancelled",
+]);
+
+/** The platform default when a workflow declares no timeout. */
+export const defaultTimeoutSeconds = 300;
+
+/** A failure as recorded. */
+export interface ExecutionErrorRecord {
+  name: string;
+  message: string;
+  stack: string;
+  kind: string;
+  retryable: boolean;
+}
+
+export interface ExecutionRecord {
+  id: string;
+  organizationId: string;
+  workflow: string;
+  modulePath: string;
+  network: string[];
+  timeoutSeconds: number;
+  status: ExecutionStatus;
+  params: Record<string, unknown>;
+  result: unknown;
+  error: ExecutionErrorRecord | null;
+  variables: Record<string, unknown>;
+  startedByUserId: string | null;
+  runnerName: string | null;
+  attempt: number;
+  cancelRequested: boolean;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+interface ExecutionRow {
+  id: string;
+  organization_id: string;
+  workflow: string;
+  module_path: string;
+  network: string[];
+  timeout_seconds: number;
+  status: ExecutionStatus;
+  params: Record<string, unknown>;
+  result: unknown;
+  error: ExecutionErrorRecord | null;
+  variables: Record<string, unknown>;
+  started_by_user_id: string | null;
+  runner_name: string | null;
+  attempt: number;
+  cancel_requested: boolean;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export const toExecutionRecord = (row: ExecutionRow): ExecutionRecord => ({
+  id: row.id,
+  organizationId: row.organization_id,
+  workflow: row.workflow,
+  modulePath: row.module_path,
+  network: row.network,
+  timeoutSeconds: row.timeout_seconds,
+  status: row.status,
+  params: row.params,
+  result: row.result,
+  error: row.error,
+  variables: row.variables,
+  startedByUserId: row.started_by_user_id,
+  runnerName: row.runner_name,
+  attempt: row.attempt,
+  cancelRequested: row.cancel_requested,
+  createdAt: row.created_at,
+  startedAt: row.started_at,
+  finishedAt: row.finished_at,
+});
+
+const hashToken = (token: string) => createHash("sha256").update(token).digest();
+
+/** Channel on which the end of an execution is announced (payload: its id). */
+export const executionDoneChannel = "bifrost_execution_done";
+
+/** Executions: their records and every state transition, each idempotent. */
+export function createExecutionStore(deps: {
+  sql: Sql;
+  workflows: WorkflowStore;
+  config: ConfigStore;
+  secrets: SecretStore;
+}) {
+  const { sql } = deps;
+
+  async function byToken(token: string): Promise<ExecutionRecord> {
+    if (!token) throw unauthenticated("execution_token is required");
+    const [row] = await sql<ExecutionRow[]>`
+      select * from executions where token_hash = ${hashToken(token)} and status = 'running'`;
+    if (!row) throw unauthenticated("execution token is not valid, or its execution has ended");
+    return toExecutionRecord(row);
+  }
+
+  return {
+    /** Validates params against the resolved workflow's schema and records a queued execution. */
+    async start(
+      actor: Actor,
+      organizationId: string,
+      workflowName: string,
+      params: Record<string, unknown>,
+    ) {
+      if (!workflowName) throw invalidArgument("workflow is required");
+      const { workflow } = await deps.workflows.resolve(organizationId, workflowName);
+      const checked = validateParams(workflow.metadata.params, params);
+      if (!checked.ok) {
+        throw invalidArgument(
+          checked.errors.map((e) => `params.${e.field}: ${e.message}`).join("; "),
+        );
+      }
+      const [org] = await sql<
+        { active: boolean }[]
+      >`select active from organizations where id = ${organizationId}`;
+      if (!org?.active) throw failedPrecondition(`organization "${organizationId}" is inactive`);
+      return sql.begin(async (tx) => {
+        const [row] = await tx<ExecutionRow[]>`
+          insert into executions (organization_id, workflow, module_path, network, timeout_seconds, status, params,
+            started_by_user_id)
+          values (${organizationId}, ${workflow.name}, ${workflow.modulePath}, ${workflow.metadata.network},
+            ${workflow.metadata.timeoutSeconds ?? defaultTimeoutSeconds}, 'queued',
+            ${tx.json(checked.value as never)}, ${actor.userId})
+          returning *`;
+        const record = toExecutionRecord(row as ExecutionRow);
+        await recordAudit(tx, actor, {
+          organizationId,
+          action: "execution.start",
+          targetType: "execution",
+          target: record.id,
+          details: { workflow: workflow.name },
+        });
+        return record;
+      });
+    },
+
+    async get(id: string): Promise<ExecutionRecord> {
+      const [row] = await sql<ExecutionRow[]>`select * from executions where id = ${id}`;
+      if (!row) throw notFound(`execution "${id}" not found`);
+      return toExecutionRecord(row);
+    },
+
+    async events(id: string) {
+      const logs = await sql<
+        { sequence: string; at: Date; level: string; message: string; data: unknown }[]
+      >`
+        select sequence, at, level, message, data from execution_logs where execution_id = ${id} order by sequence`;
+      const checkpoints = await sql<{ name: string; data: unknown; at: Date }[]>`
+        select name, data, at from execution_checkpoints where execution_id = ${id} order by sequence`;
+      return { logs, checkpoints };
+    },
+
+    async list(options: {
+      organizationId: string;
+      workflow?: string;
+      status?: ExecutionStatus;
+      createdAfter?: Date;
+      createdBefore?: Date;
+      before?: [string, string];
+      limit: number;
+    }): Promise<Array<ExecutionRecord & { cursor: [string, string] }>> {
+      const rows = await sql<(ExecutionRow & { created_text: string })[]>`
+        select *, created_at::text as created_text from executions
+        where organization_id = ${options.organizationId}
+          and ${options.workflow ? sql`workflow = ${options.workflow}` : sql`true`}
+          and ${options.status ? sql`status = ${options.status}` : sql`true`}
+          and ${options.createdAfter ? sql`created_at >= ${options.createdAfter}` : sql`true`}
+          and ${options.createdBefore ? sql`created_at < ${options.createdBefore}` : sql`true`}
+          and ${options.before ? sql`(created_at, id) < (${options.before[0]}::text::timestamptz, ${options.before[1]}::uuid)` : sql`true`}
+        order by created_at desc, id desc limit ${options.limit}`;
+      return rows.map((row) => ({ ...toExecutionRecord(row), cursor: [row.created_text, row.id] }));
+    },
+
+    /** A queued execution ends cancelled now; a running one is flagged for its runner. */
+    async cancel(actor: Actor, id: string): Promise<ExecutionRecord> {
+      const record = await sql.begin(async (tx) => {
+        const [row] = await tx<
+          ExecutionRow[]
+        >`select * from executions where id = ${id} for update`;
+        if (!row) throw notFound(`execution "${id}" not found`);
+        if (terminalStatuses.has(row.status)) return toExecutionRecord(row);
+        const [updated] =
+          row.status === "queued"
+            ? await tx<ExecutionRow[]>`
+              update executions set status = 'cancelled', cancel_requested = true, finished_at = now(),
+                error = ${tx.json({ name: "ExecutionError", message: "execution was cancelled before it started", stack: "", kind: "cancelled", retryable: false })}
+              where id = ${id} returning *`
+            : await tx<
+                ExecutionRow[]
+              >`update executions set cancel_requested = true where id = ${id} returning *`;
+        await recordAudit(tx, actor, {
+          organizationId: row.organization_id,
+          action: "execution.cancel",
+          targetType: "execution",
+          target: id,
+        });
+        return toExecutionRecord(updated as ExecutionRow);
+      });
+      if (terminalStatuses.has(record.status))
+        await sql`select pg_notify(${executionDoneChannel}, ${id})`;
+      return record;
+    },
+
+    /**
+     * Takes a queued (or, on redelivery, running) execution for this attempt and mints a
+     * fresh token; an older attempt's token stops working. Returns undefined when it ended.
+     */
+    async claim(id: string, attempt: number, runnerName: string) {
+      const token = randomBytes(32).toString("base64url");
+      const [row] = await sql<ExecutionRow[]>`
+        update executions set status = 'running', attempt = ${attempt}, runner_name = ${runnerName},
+          started_at = coalesce(started_at, now()), token_hash = ${hashToken(token)}
+        where id = ${id} and status in ('queued', 'running')
+        returning *`;
+      return row ? { execution: toExecutionRecord(row), token } : undefined;
+    },
+
+    byToken,
+
+    async appendEvents(
+      token: string,
+      logs: Array<{ level: string; message: string; data?: unknown }>,
+      checkpoints: Array<{ name: string; data?: unknown }>,
+    ): Promise<{ cancelRequested: boolean }> {
+      const execution = await byToken(token);
+      if (logs.length) {
+        await sql`insert into execution_logs ${sql(
+          logs.map((l) => ({
+            execution_id: execution.id,
+            level: l.level,
+            message: l.message,
+            data: l.data === undefined ? null : sql.json(l.data as never),
+          })),
+        )}`;
+      }
+      if (checkpoints.length) {
+        await sql`insert into execution_checkpoints ${sql(
+          checkpoints.map((c) => ({
+            execution_id: execution.id,
+            name: c.name,
+            data: c.data === undefined ? null : sql.json(c.data as never),
+          })),
+        )}`;
+      }
+      return { cancelRequested: execution.cancelRequested };
+    },
+
+    /** The SDK's calls for one execution, within its organization only. */
+    async call(
+      token: string,
+      method: string,
+      name: string,
+      value: unknown,
+    ): Promise<{ found: boolean; value?: unknown }> {
+      const execution = await byToken(token);
+      switch (method) {
+        case "config.get": {
+          const resolved = await deps.config.resolve(execution.organizationId, name);
+          if (!resolved) return { found: false };
+          const v = resolved.entry.value;
+          if (v.type === "secret_ref") {
+            const secret = await deps.secrets.reveal(execution.organizationId, v.value);
+            return secret ? { found: true, value: secret.value } : { found: false };
+          }
+          return { found: true, value: v.type === "int" ? Number(v.value) : v.value };
+        }
+        case "secrets.get": {
+          const secret = await deps.secrets.reveal(execution.organizationId, name);
+          return secret ? { found: true, value: secret.value } : { found: false };
+        }
+        case "variables.get":
+          return name in execution.variables
+            ? { found: true, value: execution.variables[name] }
+            : { found: false };
+        case "variables.set":
+          await sql`update executions set variables = variables || ${sql.json({ [name]: value ?? null } as never)}
+            where id = ${execution.id}`;
+          return { found: true };
+        default:
+          throw invalidArgument(
+            `method "${method}" must be config.get, secrets.get, variables.get or variables.set`,
+          );
+      }
+    },
+
+    /** Records the outcome of the current attempt; the token dies with it. */
+    async complete(
+      token: string,
+      outcome: { status: ExecutionStatus; result?: unknown; error?: ExecutionErrorRecord },
+    ) {
+      if (!terminalStatuses.has(outcome.status))
+        throw invalidArgument(`status "${outcome.status}" is not a terminal status`);
+      const execution = await byToken(token);
+      await sql`
+        update executions set status = ${outcome.status}, finished_at = now(), token_hash = null,
+          result = ${outcome.result === undefined ? null : sql.json(outcome.result as never)},
+          error = ${outcome.error ? sql.json(outcome.error as never) : null}
+        where id = ${execution.id} and status = 'running'`;
+      await sql`select pg_notify(${executionDoneChannel}, ${execution.id})`;
+    },
+
+    /** Marks an execution failed for a reason outside the run (dispatch or delivery gave up). */
+    async fail(id: string, error: ExecutionErrorRecord) {
+      const updated = await sql`
+        update executions set status = 'failed', finished_at = now(), token_hash = null, error = ${sql.json(error as never)}
+        where id = ${id} and status in ('queued', 'running') returning 1`;
+      if (updated.length) await sql`select pg_notify(${executionDoneChannel}, ${id})`;
+    },
+  };
+}
+
+/** The execution store's interface. */
+export type ExecutionStore = ReturnType<typeof createExecutionStore>;

@@ -1,0 +1,327 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ExecutionStatus } from "@bifrost/proto";
+import { createExecutorDeps } from "@bifrost/runner/execute";
+import {
+  connectControlPlane,
+  createJobHandler,
+  type JobConsumer,
+  startJobConsumer,
+} from "@bifrost/runner/jobs";
+import { status } from "@grpc/grpc-js";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
+import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
+import { expectCode, globalScope, orgScope } from "../testing/wire.js";
+
+let cp: TestControlPlane;
+let world: TenancyWorld;
+let nats: NatsConnection;
+let consumer: JobConsumer;
+let workDir: string;
+let closeClient: () => void;
+
+const halopsa = (who: string) => `export const halo = () => ${JSON.stringify(who)};`;
+
+beforeAll(async () => {
+  cp = await startTestControlPlane();
+  world = await createTenancyWorld(cp);
+  const root = world.as(world.keys.platformAdmin);
+  await root.modules.putModule({
+    scope: globalScope,
+    path: "shared/halopsa.ts",
+    content: halopsa("global"),
+  });
+  await root.modules.putModule({
+    scope: globalScope,
+    path: "workflows/onboard.ts",
+    content: `
+import { param, workflow } from "bifrost";
+import { halo } from "shared/halopsa.ts";
+export const onboard = workflow(
+  { name: "onboard_user", params: { email: param.email({ required: true }), seats: param.int({ default: 1, validation: { min: 1, max: 5 } }) } },
+  async ({ email, seats }, ctx) => {
+    const url = await ctx.config.get("halo.url", { default: "none" });
+    const token = await ctx.secrets.get("halo.token");
+    ctx.log.info("onboarding " + email + " with " + token);
+    ctx.checkpoint("validated", { email });
+    await ctx.variables.set("last", email);
+    return { who: halo(), org: ctx.organization.name, email, seats, url, tokenLength: token.length, echoed: token };
+  },
+);`,
+  });
+  await root.modules.putModule({
+    scope: globalScope,
+    path: "workflows/slow.ts",
+    content: `import { workflow } from "bifrost";
+export const slow = workflow({ name: "slow", timeoutSeconds: 60 }, () => new Promise(() => { setInterval(() => {}, 1000); }));`,
+  });
+  await root.modules.putModule({
+    scope: orgScope(world.orgA.id),
+    path: "shared/halopsa.ts",
+    content: halopsa("org A"),
+  });
+  await root.modules.putModule({
+    scope: orgScope(world.orgB.id),
+    path: "shared/halopsa.ts",
+    content: halopsa("org B"),
+  });
+  await root.config.setConfig({
+    scope: orgScope(world.orgA.id),
+    key: "halo.url",
+    value: { kind: { $case: "stringValue", value: "https://a.halo" } },
+    description: "",
+  });
+  await root.secrets.setSecret({
+    scope: globalScope,
+    name: "halo.token",
+    value: "global-secret-token",
+    description: "",
+  });
+  await root.secrets.setSecret({
+    scope: orgScope(world.orgA.id),
+    name: "halo.token",
+    value: "org-a-secret-token",
+    description: "",
+  });
+  await cp.discovery.drain();
+
+  // A runner identity and the runner's job loop, pulling from this file's stream.
+  const { user } = await root.identity.createUser({
+    email: "runner-1@runners.test",
+    displayName: "runner 1",
+    platformAdmin: false,
+    organizationId: "",
+    role: 0,
+    runner: true,
+  });
+  const { secret } = await root.identity.createApiKey({
+    userId: user?.id as string,
+    name: "runner",
+    expiresAt: undefined,
+  });
+  workDir = await mkdtemp(join(tmpdir(), "bifrost-runner-test-"));
+  const client = connectControlPlane(cp.address, secret);
+  closeClient = client.close;
+  nats = await connect({ servers: inject("natsUrl") });
+  const silent = { info: () => {}, error: () => {} };
+  consumer = await startJobConsumer({
+    nc: nats,
+    names: cp.dispatch,
+    capacity: 2,
+    progressEveryMs: 5_000,
+    handle: createJobHandler({
+      client,
+      executor: await createExecutorDeps({
+        workDir,
+        fetchContent: async () => "",
+        logger: { warn: () => {} },
+      }),
+      runnerName: "runner-1",
+      log: silent,
+    }),
+  });
+});
+
+afterAll(async () => {
+  await consumer?.stop();
+  closeClient?.();
+  await nats?.close();
+  await cp?.close();
+  await rm(workDir, { recursive: true, force: true });
+});
+
+const start = (
+  key: string,
+  organizationId: string,
+  workflow: string,
+  params: { [key: string]: unknown },
+  wait = true,
+) =>
+  world
+    .as(key)
+    .executions.startExecution({
+      organizationId,
+      workflow,
+      params,
+      waitForResult: wait,
+      waitTimeoutSeconds: 60,
+    });
+
+describe("executions end to end: control plane → NATS → runner → sandbox", () => {
+  test("a global workflow runs each organization's own override of shared/halopsa.ts, its config and secrets", async () => {
+    const a = await start(world.keys.memberA, world.orgA.id, "onboard_user", { email: "x@a.test" });
+    expect(a.execution?.status, JSON.stringify(a.execution?.error)).toBe(
+      ExecutionStatus.EXECUTION_STATUS_SUCCEEDED,
+    );
+    expect(a.execution?.result).toEqual({
+      who: "org A",
+      org: "Org A",
+      email: "x@a.test",
+      seats: 1,
+      url: "https://a.halo",
+      tokenLength: 18,
+      echoed: "[redacted]",
+    });
+    const b = await start(world.keys.adminB, world.orgB.id, "onboard_user", {
+      email: "y@b.test",
+      seats: 2,
+    });
+    expect(b.execution?.result).toMatchObject({
+      who: "org B",
+      url: "none",
+      tokenLength: 19,
+      echoed: "[redacted]",
+    });
+    const c = await start(world.keys.platformAdmin, world.orgC.id, "onboard_user", {
+      email: "z@c.test",
+    });
+    expect(c.execution?.result).toMatchObject({ who: "global", org: "Org C" });
+  });
+
+  test("logs, checkpoints and variables are kept, with secret values redacted", async () => {
+    const a = await start(world.keys.memberA, world.orgA.id, "onboard_user", {
+      email: "logs@a.test",
+    });
+    const { execution } = await world
+      .as(world.keys.memberA)
+      .executions.getExecution({ id: a.execution?.id as string });
+    expect(execution?.logs.map((l) => l.message)).toContain(
+      "onboarding logs@a.test with [redacted]",
+    );
+    expect(JSON.stringify(execution)).not.toContain("org-a-secret-token");
+    expect(execution?.checkpoints.map((c) => [c.name, c.data])).toEqual([
+      ["validated", { email: "logs@a.test" }],
+    ]);
+    expect(execution?.variables).toEqual({ last: "logs@a.test" });
+    expect(execution?.attempt).toBe(1);
+    expect(execution?.runnerId).toBe("runner-1");
+  });
+
+  test("bad params are refused before anything runs, naming the field", async () => {
+    const missing = await expectCode(
+      start(world.keys.memberA, world.orgA.id, "onboard_user", {}),
+      status.INVALID_ARGUMENT,
+    );
+    expect(missing).toMatch(/params\.email/);
+    const range = await expectCode(
+      start(world.keys.memberA, world.orgA.id, "onboard_user", { email: "a@b.co", seats: 9 }),
+      status.INVALID_ARGUMENT,
+    );
+    expect(range).toMatch(/params\.seats/);
+    await expectCode(
+      start(world.keys.memberA, world.orgA.id, "no_such_workflow", {}),
+      status.NOT_FOUND,
+    );
+    const listed = await world
+      .as(world.keys.memberA)
+      .executions.listExecutions({
+        organizationId: world.orgA.id,
+        workflow: "",
+        status: 0,
+        pageSize: 0,
+        pageToken: "",
+      });
+    expect(
+      listed.executions?.every((e) => e.status === ExecutionStatus.EXECUTION_STATUS_SUCCEEDED),
+    ).toBe(true);
+  });
+
+  test("organizations see only their own executions", async () => {
+    const a = await start(world.keys.memberA, world.orgA.id, "onboard_user", {
+      email: "mine@a.test",
+    });
+    await expectCode(
+      world.as(world.keys.adminB).executions.getExecution({ id: a.execution?.id as string }),
+      status.NOT_FOUND,
+    );
+    await expectCode(
+      world
+        .as(world.keys.adminB)
+        .executions.listExecutions({
+          organizationId: world.orgA.id,
+          workflow: "",
+          status: 0,
+          pageSize: 0,
+          pageToken: "",
+        }),
+      status.PERMISSION_DENIED,
+    );
+    const b = await world
+      .as(world.keys.adminB)
+      .executions.listExecutions({
+        organizationId: world.orgB.id,
+        workflow: "",
+        status: 0,
+        pageSize: 0,
+        pageToken: "",
+      });
+    expect(b.executions?.every((e) => e.organizationId === world.orgB.id)).toBe(true);
+  });
+
+  test("cancelling a running execution stops it in its sandbox", async () => {
+    const started = await start(world.keys.memberA, world.orgA.id, "slow", {}, false);
+    const id = started.execution?.id as string;
+    const api = world.as(world.keys.memberA);
+    for (let i = 0; i < 100; i++) {
+      const { execution } = await api.executions.getExecution({ id });
+      if (execution?.status === ExecutionStatus.EXECUTION_STATUS_RUNNING) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await api.executions.cancelExecution({ id });
+    let final = ExecutionStatus.EXECUTION_STATUS_RUNNING;
+    for (let i = 0; i < 200 && final === ExecutionStatus.EXECUTION_STATUS_RUNNING; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      final = (await api.executions.getExecution({ id })).execution?.status ?? final;
+    }
+    expect(final).toBe(ExecutionStatus.EXECUTION_STATUS_CANCELLED);
+  });
+
+  test("a runner identity can only call RunnerService, and only with a live execution token", async () => {
+    const runnerKey = (
+      await world.as(world.keys.platformAdmin).identity.createApiKey({
+        userId: (
+          await world
+            .as(world.keys.platformAdmin)
+            .identity.listUsers({ organizationId: "", pageSize: 500, pageToken: "" })
+        ).users?.find((u) => u.runner)?.id as string,
+        name: "probe",
+        expiresAt: undefined,
+      })
+    ).secret;
+    await expectCode(
+      world
+        .as(runnerKey)
+        .modules.listModules({
+          scope: orgScope(world.orgA.id),
+          pathPrefix: "",
+          pageSize: 0,
+          pageToken: "",
+        }),
+      status.PERMISSION_DENIED,
+    );
+    const probe = connectControlPlane(cp.address, runnerKey);
+    await expectCode(
+      probe.executionCall({
+        executionToken: "forged",
+        method: "secrets.get",
+        name: "halo.token",
+        value: undefined,
+      }),
+      status.UNAUTHENTICATED,
+    );
+    probe.close();
+    const member = connectControlPlane(cp.address, world.keys.adminA);
+    await expectCode(
+      member.claimExecution({
+        executionId: "00000000-0000-4000-8000-000000000000",
+        attempt: 1,
+        runnerName: "x",
+      }),
+      status.PERMISSION_DENIED,
+    );
+    member.close();
+  });
+});

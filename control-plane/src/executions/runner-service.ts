@@ -1,0 +1,117 @@
+import {
+  ClaimExecutionResponse,
+  ExecutionStatus as ProtoStatus,
+  type RunnerServiceServer,
+} from "@bifrost/proto";
+import type { Policy } from "../auth/policy.js";
+import { invalidArgument } from "../errors.js";
+import { type EdgeDeps, unary } from "../grpc/unary.js";
+import { buildImportMap } from "../modules/import-map.js";
+import type { ModuleStore } from "../modules/module-store.js";
+import type { OrganizationStore } from "../organizations/organization-store.js";
+import { parseUuid } from "../scope.js";
+import { statusFromProto } from "./execution-service.js";
+import type { ExecutionStore } from "./execution-store.js";
+
+const maxModulesPerCall = 2000;
+const logLevels = new Set(["debug", "info", "warning", "error"]);
+
+/** gRPC handlers of RunnerService: what a runner needs to run an execution, token-scoped. */
+export function createRunnerService(
+  edge: EdgeDeps,
+  policy: Policy,
+  deps: { executions: ExecutionStore; modules: ModuleStore; organizations: OrganizationStore },
+): RunnerServiceServer {
+  const rules = policy.RunnerService;
+  const { executions } = deps;
+  return {
+    claimExecution: unary(edge, "ClaimExecution", rules.ClaimExecution, async (req) => {
+      if (req.attempt < 1) throw invalidArgument(`attempt ${req.attempt} must be at least 1`);
+      const claim = await executions.claim(
+        parseUuid(req.executionId, "execution_id"),
+        req.attempt,
+        req.runnerName || "runner",
+      );
+      if (!claim) return ClaimExecutionResponse.fromPartial({ claimed: false });
+      const { execution, token } = claim;
+      const [organization, view] = await Promise.all([
+        deps.organizations.get(execution.organizationId),
+        deps.modules.effectiveView(execution.organizationId),
+      ]);
+      const entries = view.entries ?? [];
+      return {
+        claimed: true,
+        executionToken: token,
+        organizationId: execution.organizationId,
+        organizationName: organization.name,
+        startedBy: execution.startedByUserId ?? "",
+        workflow: execution.workflow,
+        modulePath: execution.modulePath,
+        network: execution.network,
+        timeoutSeconds: execution.timeoutSeconds,
+        params: execution.params,
+        viewFingerprint: view.fingerprint,
+        view: entries.map((e) => ({ path: e.path, contentHash: e.contentHash })),
+        importMapJson: JSON.stringify(buildImportMap(entries.map((e) => e.path))),
+      };
+    }),
+
+    getExecutionModules: unary(
+      edge,
+      "GetExecutionModules",
+      rules.GetExecutionModules,
+      async (req) => {
+        const execution = await executions.byToken(req.executionToken);
+        if (req.contentHashes.length > maxModulesPerCall) {
+          throw invalidArgument(
+            `at most ${maxModulesPerCall} content hashes per call, got ${req.contentHashes.length}`,
+          );
+        }
+        const contents = await deps.modules.contents(
+          { kind: "organization", organizationId: execution.organizationId },
+          req.contentHashes,
+        );
+        return { contents: Object.fromEntries(contents) };
+      },
+    ),
+
+    executionCall: unary(edge, "ExecutionCall", rules.ExecutionCall, async (req) => {
+      const answer = await executions.call(req.executionToken, req.method, req.name, req.value);
+      return { found: answer.found, value: answer.value };
+    }),
+
+    reportExecutionEvents: unary(
+      edge,
+      "ReportExecutionEvents",
+      rules.ReportExecutionEvents,
+      async (req) => {
+        for (const log of req.logs) {
+          if (!logLevels.has(log.level))
+            throw invalidArgument(`log level "${log.level}" must be debug, info, warning or error`);
+        }
+        return executions.appendEvents(
+          req.executionToken,
+          req.logs.map((l) => ({ level: l.level, message: l.message, data: l.data })),
+          req.checkpoints.map((c) => ({ name: c.name, data: c.data })),
+        );
+      },
+    ),
+
+    completeExecution: unary(edge, "CompleteExecution", rules.CompleteExecution, async (req) => {
+      const status = statusFromProto(req.status);
+      if (
+        !status ||
+        req.status === ProtoStatus.EXECUTION_STATUS_QUEUED ||
+        req.status === ProtoStatus.EXECUTION_STATUS_RUNNING
+      ) {
+        throw invalidArgument(`status ${req.status} must be a terminal execution status`);
+      }
+      await executions.complete(req.executionToken, {
+        status,
+        ...(req.result !== undefined && { result: req.result }),
+        ...(req.error && { error: req.error }),
+      });
+      return {};
+    }),
+  };
+}

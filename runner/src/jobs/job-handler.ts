@@ -1,0 +1,178 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { ExecutionStatus } from "@bifrost/proto";
+import type { ExecutionServices, LogLevel } from "../channel/sdk-channel.js";
+import type { ControlPlaneClient } from "../control-plane-client.js";
+import type { JobDelivery, JobDisposition } from "../dispatch/job-consumer.js";
+import { type ExecutionOutcome, type ExecutorDeps, executeWorkflow } from "../execute/index.js";
+
+/** Logs a runner emits about itself (never workflow output). */
+export interface RunnerLog {
+  info(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+const statusOf: Record<ExecutionOutcome["status"], ExecutionStatus> = {
+  succeeded: ExecutionStatus.EXECUTION_STATUS_SUCCEEDED,
+  failed: ExecutionStatus.EXECUTION_STATUS_FAILED,
+  timed_out: ExecutionStatus.EXECUTION_STATUS_TIMED_OUT,
+  cancelled: ExecutionStatus.EXECUTION_STATUS_CANCELLED,
+};
+
+const flushEveryMs = 200;
+const modulesPerCall = 1000;
+
+/**
+ * Turns a job delivery into an execution: claim it (an ended execution is just acknowledged),
+ * fetch the organization's tree if this runner has not materialized that fingerprint yet,
+ * run it in the sandbox with SDK calls relayed to the control plane under the execution
+ * token, stream logs and checkpoints, stop it if cancellation is requested, and record the
+ * outcome. The job is acknowledged only once the outcome is recorded, so a runner that dies
+ * leaves the job to be redelivered as the next attempt.
+ */
+export function createJobHandler(deps: {
+  client: ControlPlaneClient;
+  executor: ExecutorDeps;
+  runnerName: string;
+  log: RunnerLog;
+}): (delivery: JobDelivery) => Promise<JobDisposition> {
+  const { client } = deps;
+  return async ({ job, attempt }) => {
+    const claim = await client.claimExecution({
+      executionId: job.executionId,
+      attempt,
+      runnerName: deps.runnerName,
+    });
+    if (!claim.claimed) return { kind: "ack" };
+    const token = claim.executionToken;
+    const log = { executionId: job.executionId, organizationId: claim.organizationId, attempt };
+    deps.log.info(log, "execution claimed");
+
+    // Content by hash: fetched only when this fingerprint's tree is not on disk yet.
+    const contents = new Map<string, string>();
+    const treeDir = join(deps.executor.trees.root, claim.organizationId, claim.viewFingerprint);
+    if (!existsSync(treeDir)) {
+      const hashes = [...new Set(claim.view.map((e) => e.contentHash))];
+      for (let i = 0; i < hashes.length; i += modulesPerCall) {
+        const batch = await client.getExecutionModules({
+          executionToken: token,
+          contentHashes: hashes.slice(i, i + modulesPerCall),
+        });
+        for (const [hash, content] of Object.entries(batch.contents)) contents.set(hash, content);
+      }
+    }
+    const executor: ExecutorDeps = {
+      ...deps.executor,
+      trees: {
+        ...deps.executor.trees,
+        fetchContent: async (hash) => {
+          const content = contents.get(hash);
+          if (content === undefined)
+            throw new Error(`the control plane sent no content for ${hash}`);
+          return content;
+        },
+      },
+    };
+
+    const cancel = new AbortController();
+    let logs: Array<{
+      sequence: string;
+      time: Date;
+      level: string;
+      message: string;
+      data: unknown;
+    }> = [];
+    let checkpoints: Array<{ name: string; data: unknown; time: Date }> = [];
+    const flush = async () => {
+      if (logs.length === 0 && checkpoints.length === 0) {
+        const { cancelRequested } = await client.reportExecutionEvents({
+          executionToken: token,
+          logs: [],
+          checkpoints: [],
+        });
+        if (cancelRequested) cancel.abort();
+        return;
+      }
+      const batch = { logs, checkpoints };
+      logs = [];
+      checkpoints = [];
+      const { cancelRequested } = await client.reportExecutionEvents({
+        executionToken: token,
+        ...batch,
+      });
+      if (cancelRequested) cancel.abort();
+    };
+    let flushing: Promise<void> = Promise.resolve();
+    const ticker = setInterval(() => {
+      flushing = flushing
+        .then(flush)
+        .catch((error: unknown) => deps.log.error({ ...log, err: error }, "event flush failed"));
+    }, flushEveryMs);
+
+    const remote = async (method: string, name: string, value?: unknown) =>
+      client.executionCall({ executionToken: token, method, name, value });
+    const services: ExecutionServices = {
+      getConfig: async (key) => remote("config.get", key),
+      getSecret: async (name) => {
+        const answer = await remote("secrets.get", name);
+        return answer.found ? { found: true, value: String(answer.value) } : { found: false };
+      },
+      getVariable: async (name) => remote("variables.get", name),
+      setVariable: async (name, value) => {
+        await remote("variables.set", name, value);
+      },
+      log: (entry: { level: LogLevel; message: string; data?: unknown }) => {
+        logs.push({
+          sequence: "0",
+          time: new Date(),
+          level: entry.level,
+          message: entry.message,
+          data: entry.data,
+        });
+      },
+      checkpoint: (entry) => {
+        checkpoints.push({ name: entry.name, data: entry.data, time: new Date() });
+      },
+    };
+
+    let outcome: ExecutionOutcome;
+    try {
+      outcome = await executeWorkflow(
+        executor,
+        {
+          executionId: job.executionId,
+          organization: { id: claim.organizationId, name: claim.organizationName },
+          startedBy: claim.startedBy,
+          workflow: {
+            name: claim.workflow,
+            module: claim.modulePath,
+            network: claim.network,
+            timeoutSeconds: claim.timeoutSeconds,
+          },
+          params: claim.params ?? {},
+          view: { fingerprint: claim.viewFingerprint, entries: claim.view },
+          importMap: JSON.parse(claim.importMapJson) as { imports: Record<string, string> },
+          organizationHosts: [],
+          token,
+        },
+        services,
+        cancel.signal,
+      );
+    } finally {
+      clearInterval(ticker);
+      await flushing;
+    }
+    await flush();
+    await client.completeExecution({
+      executionToken: token,
+      status: statusOf[outcome.status],
+      result: outcome.status === "succeeded" ? outcome.result : undefined,
+      error: outcome.status === "succeeded" ? undefined : outcome.error,
+    });
+    deps.log.info(
+      { ...log, status: outcome.status, durationMs: outcome.sandbox.durationMs },
+      "execution finished",
+    );
+    return { kind: "ack" };
+  };
+}
