@@ -13,17 +13,22 @@
 //
 // Each cell creates its own fixtures as the platform admin before the call, so writes never share
 // a target and destructive RPCs only hit objects made for that cell.
+
+import { randomUUID } from "node:crypto";
 import {
   AuditServiceService,
   ConfigServiceService,
+  ExecutionServiceService,
   IdentityServiceService,
   MembershipRole,
   ModuleServiceService,
   OrganizationServiceService,
+  RunnerServiceService,
   type Scope,
   SecretServiceService,
   WorkflowServiceService,
 } from "@bifrost/proto";
+import { type ControlPlaneClient, connectControlPlane } from "@bifrost/runner/jobs";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { ApiClients } from "../testing/grpc-clients.js";
@@ -41,6 +46,8 @@ const definitions = {
   SecretService: SecretServiceService,
   AuditService: AuditServiceService,
   WorkflowService: WorkflowServiceService,
+  ExecutionService: ExecutionServiceService,
+  RunnerService: RunnerServiceService,
 };
 type Service = keyof typeof definitions;
 /** One T per RPC of every service; a missing RPC is a compile error as well as a test failure. */
@@ -76,6 +83,9 @@ const userRow = (own: Expected, foreign: Expected, global: Expected, self: Expec
 });
 const na = (reason: string): NotApplicable => ({ notApplicable: reason });
 const noOwnerYet = na("a new organization belongs to no one yet");
+const notRunner = na(
+  "RunnerService has no scope: it is refused to every caller who is not a runner",
+);
 const noOrgNamed = na("the request names no organization");
 const readsCaller = na("the request names no target: it reads the caller");
 const notAnOrg = na("the global scope is not an organization");
@@ -149,6 +159,24 @@ const matrix: PerRpc<Row> = {
     ListEffectiveWorkflows: row([OK, OK, OK],   [OK, DENY, DENY], orgIdOnly),
     GetWorkflow:            row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, DENY, DENY], orgIdOnly),
   },
+  // No workflow is declared here: an allowed StartExecution learns the workflow does not
+  // exist. Executions are looked up by id, and someone else's looks exactly like a missing
+  // one (NOT_FOUND). The positive paths are in executions.integration.test.ts.
+  ExecutionService: {
+    StartExecution:  row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, DENY, DENY], orgIdOnly),
+    GetExecution:    row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, NOT_FOUND, NOT_FOUND], orgIdOnly),
+    ListExecutions:  row([OK, OK, OK],                      [OK, DENY, DENY],                orgIdOnly),
+    CancelExecution: row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, NOT_FOUND, NOT_FOUND], orgIdOnly),
+  },
+  // Runner identities only: none of these callers is one (the runner's own calls are in
+  // executions.integration.test.ts).
+  RunnerService: {
+    ClaimExecution:        row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
+    GetExecutionModules:   row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
+    ExecutionCall:         row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
+    ReportExecutionEvents: row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
+    CompleteExecution:     row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
+  },
 };
 
 let cp: TestControlPlane;
@@ -166,6 +194,18 @@ interface Caller {
   userId(): string;
   /** Its role in its own organization, which throwaway "own" organizations copy. */
   role: MembershipRole | undefined;
+}
+
+// RunnerService is called the way runners call it, one client per caller's key.
+const runnerClients = new Map<string, ControlPlaneClient>();
+function runnerClient(caller: Caller): ControlPlaneClient {
+  const key = caller.key() ?? "";
+  let client = runnerClients.get(key);
+  if (!client) {
+    client = connectControlPlane(cp.address, key);
+    runnerClients.set(key, client);
+  }
+  return client;
 }
 
 const callers: Caller[] = [
@@ -455,6 +495,63 @@ const builders: PerRpc<Build> = {
       api.workflows.getWorkflow({ organizationId: orgOf(target), name: "no_such_workflow" }),
     ),
   },
+  ExecutionService: {
+    StartExecution: plain((api, { target }) =>
+      api.executions.startExecution({
+        organizationId: orgOf(target),
+        workflow: "no_such_workflow",
+        params: {},
+        waitForResult: false,
+        waitTimeoutSeconds: 0,
+      }),
+    ),
+    // A random id: in the own and foreign columns alike, nobody can tell it from a foreign one.
+    GetExecution: plain((api) => api.executions.getExecution({ id: randomUUID() })),
+    ListExecutions: plain((api, { target }) =>
+      api.executions.listExecutions({
+        organizationId: orgOf(target),
+        workflow: "",
+        status: 0,
+        ...page,
+      }),
+    ),
+    CancelExecution: plain((api) => api.executions.cancelExecution({ id: randomUUID() })),
+  },
+  RunnerService: {
+    ClaimExecution: plain((_api, { caller }) =>
+      runnerClient(caller).claimExecution({
+        executionId: randomUUID(),
+        attempt: 1,
+        runnerName: "matrix",
+      }),
+    ),
+    GetExecutionModules: plain((_api, { caller }) =>
+      runnerClient(caller).getExecutionModules({ executionToken: "t", contentHashes: [] }),
+    ),
+    ExecutionCall: plain((_api, { caller }) =>
+      runnerClient(caller).executionCall({
+        executionToken: "t",
+        method: "config.get",
+        name: "k",
+        value: undefined,
+      }),
+    ),
+    ReportExecutionEvents: plain((_api, { caller }) =>
+      runnerClient(caller).reportExecutionEvents({
+        executionToken: "t",
+        logs: [],
+        checkpoints: [],
+      }),
+    ),
+    CompleteExecution: plain((_api, { caller }) =>
+      runnerClient(caller).completeExecution({
+        executionToken: "t",
+        status: 3,
+        result: undefined,
+        error: undefined,
+      }),
+    ),
+  },
   AuditService: {
     ListAuditEvents: plain((api, { target }) =>
       api.audit.listAuditEvents({
@@ -524,6 +621,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const client of runnerClients.values()) client.close();
   await cp?.close();
 });
 
