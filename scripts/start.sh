@@ -1,27 +1,51 @@
 #!/usr/bin/env bash
-# `npm start`: brings the platform up on this machine — the local services, then the control
-# plane (which applies migrations and, on first start, prints a platform admin API key).
-# Configuration comes from the environment (see README); for local use a secret-encryption
-# key is generated once into .bifrost/dev.env when BIFROST_SECRET_KEYS is not set.
+# `npm start`: brings the platform up on this machine — the local services, the control plane
+# (which applies migrations and, on first start, prints a platform admin API key) and one
+# runner. Configuration comes from the environment (see README); for local use, keys that
+# must exist (secret encryption, the runner's API key) are generated once into
+# .bifrost/dev.env when not set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 bash scripts/system-packages.sh
-
-if [ -z "${BIFROST_SECRET_KEYS:-}" ]; then
-  mkdir -p .bifrost
-  if [ ! -f .bifrost/dev.env ]; then
-    umask 077
-    echo "BIFROST_SECRET_KEYS=dev:$(head -c 32 /dev/urandom | base64)" > .bifrost/dev.env
-    echo "start: generated a local secret-encryption key in .bifrost/dev.env (keep it: secrets need it)" >&2
-  fi
-  set -a
-  # shellcheck disable=SC1091
-  . .bifrost/dev.env
-  set +a
-fi
-
 if [ ! -d node_modules ]; then npm ci; fi
+npx tsc -b   # builds the SDK the sandbox mounts
 
-exec node --conditions=development --import tsx control-plane/src/main.ts
+# .bifrost holds the sandbox work dirs, which the sandbox's uid must be able to traverse;
+# only the key file itself is private.
+mkdir -p .bifrost && chmod 711 .bifrost
+if [ ! -f .bifrost/dev.env ]; then
+  (
+    umask 077
+    node -e '
+      const { randomBytes } = require("node:crypto");
+      const key = `bfk_${randomBytes(8).toString("hex")}_${randomBytes(32).toString("base64url")}`;
+      console.log(`BIFROST_SECRET_KEYS=dev:${randomBytes(32).toString("base64")}`);
+      console.log(`BIFROST_RUNNER_KEY=${key}`);
+      console.log(`BIFROST_BOOTSTRAP_RUNNER_KEY=${key}`);
+    ' > .bifrost/dev.env
+  )
+  echo "start: generated local keys in .bifrost/dev.env (keep it: secrets need it)" >&2
+fi
+set -a
+# shellcheck disable=SC1091
+. .bifrost/dev.env
+set +a
+
+listen=${BIFROST_GRPC_LISTEN:-127.0.0.1:50051}
+export BIFROST_CONTROL_PLANE=${BIFROST_CONTROL_PLANE:-127.0.0.1:${listen##*:}}
+
+node --conditions=development --import tsx control-plane/src/main.ts &
+control_plane=$!
+trap 'kill -TERM $control_plane ${runner:-} 2>/dev/null; wait' EXIT INT TERM
+
+# The runner needs the control plane listening (and its runner key installed).
+for _ in $(seq 1 120); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/${listen##*:}") 2>/dev/null; then break; fi
+  if ! kill -0 $control_plane 2>/dev/null; then echo "start: the control plane exited" >&2; exit 1; fi
+  sleep 0.5
+done
+node --conditions=development --import tsx runner/src/main.ts &
+runner=$!
+wait -n $control_plane $runner

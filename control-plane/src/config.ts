@@ -25,6 +25,8 @@ const schema = z.object({
   BIFROST_SECRET_ACTIVE_KEY_ID: z.string().optional(),
   // Optional API key installed for the first platform admin instead of a generated one.
   BIFROST_BOOTSTRAP_ADMIN_KEY: z.string().optional(),
+  // Optional runner API key installed at start (single-machine setups share it with the runner).
+  BIFROST_BOOTSTRAP_RUNNER_KEY: z.string().optional(),
   // Email of the platform admin created on first start.
   BIFROST_BOOTSTRAP_ADMIN_EMAIL: z.email().default("admin@bifrost.local"),
   // Largest module accepted, in bytes.
@@ -70,6 +72,7 @@ export interface Config {
   secretKeyring: SecretKeyring;
   bootstrapAdminKey: string | undefined;
   bootstrapAdminEmail: string;
+  bootstrapRunnerKey: string | undefined;
   moduleMaxBytes: number;
   moduleCacheTtlSeconds: number;
   shutdownGraceMs: number;
@@ -129,6 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretKeyring,
     bootstrapAdminKey: vars.BIFROST_BOOTSTRAP_ADMIN_KEY,
     bootstrapAdminEmail: vars.BIFROST_BOOTSTRAP_ADMIN_EMAIL,
+    bootstrapRunnerKey: vars.BIFROST_BOOTSTRAP_RUNNER_KEY,
     moduleMaxBytes: vars.BIFROST_MODULE_MAX_BYTES,
     moduleCacheTtlSeconds: vars.BIFROST_MODULE_CACHE_TTL_SECONDS,
     shutdownGraceMs: vars.BIFROST_SHUTDOWN_GRACE_MS,

@@ -7,7 +7,7 @@ import { migrate } from "./db/migrate.js";
 import { connectPostgres } from "./db/postgres.js";
 import { createExecutionWaiter } from "./executions/execution-waiter.js";
 import { openJobQueue } from "./executions/job-queue.js";
-import { bootstrapPlatformAdmin } from "./identity/bootstrap.js";
+import { bootstrapPlatformAdmin, bootstrapRunnerKey } from "./identity/bootstrap.js";
 import { createLogger } from "./log.js";
 import { connectNats } from "./nats.js";
 import { connectRedis } from "./redis.js";
@@ -45,6 +45,13 @@ try {
       { email: bootstrap.email },
       "platform admin created with the configured bootstrap key",
     );
+  }
+
+  if (
+    config.bootstrapRunnerKey &&
+    (await bootstrapRunnerKey(sql, stores.identity, config.bootstrapRunnerKey))
+  ) {
+    log.info("runner identity installed with the configured bootstrap runner key");
   }
 
   const warmed = await stores.modules.warmCache();

@@ -140,15 +140,13 @@ const start = (
   params: { [key: string]: unknown },
   wait = true,
 ) =>
-  world
-    .as(key)
-    .executions.startExecution({
-      organizationId,
-      workflow,
-      params,
-      waitForResult: wait,
-      waitTimeoutSeconds: 60,
-    });
+  world.as(key).executions.startExecution({
+    organizationId,
+    workflow,
+    params,
+    waitForResult: wait,
+    waitTimeoutSeconds: 60,
+  });
 
 describe("executions end to end: control plane → NATS → runner → sandbox", () => {
   test("a global workflow runs each organization's own override of shared/halopsa.ts, its config and secrets", async () => {
@@ -215,15 +213,13 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
       start(world.keys.memberA, world.orgA.id, "no_such_workflow", {}),
       status.NOT_FOUND,
     );
-    const listed = await world
-      .as(world.keys.memberA)
-      .executions.listExecutions({
-        organizationId: world.orgA.id,
-        workflow: "",
-        status: 0,
-        pageSize: 0,
-        pageToken: "",
-      });
+    const listed = await world.as(world.keys.memberA).executions.listExecutions({
+      organizationId: world.orgA.id,
+      workflow: "",
+      status: 0,
+      pageSize: 0,
+      pageToken: "",
+    });
     expect(
       listed.executions?.every((e) => e.status === ExecutionStatus.EXECUTION_STATUS_SUCCEEDED),
     ).toBe(true);
@@ -238,26 +234,22 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
       status.NOT_FOUND,
     );
     await expectCode(
-      world
-        .as(world.keys.adminB)
-        .executions.listExecutions({
-          organizationId: world.orgA.id,
-          workflow: "",
-          status: 0,
-          pageSize: 0,
-          pageToken: "",
-        }),
-      status.PERMISSION_DENIED,
-    );
-    const b = await world
-      .as(world.keys.adminB)
-      .executions.listExecutions({
-        organizationId: world.orgB.id,
+      world.as(world.keys.adminB).executions.listExecutions({
+        organizationId: world.orgA.id,
         workflow: "",
         status: 0,
         pageSize: 0,
         pageToken: "",
-      });
+      }),
+      status.PERMISSION_DENIED,
+    );
+    const b = await world.as(world.keys.adminB).executions.listExecutions({
+      organizationId: world.orgB.id,
+      workflow: "",
+      status: 0,
+      pageSize: 0,
+      pageToken: "",
+    });
     expect(b.executions?.every((e) => e.organizationId === world.orgB.id)).toBe(true);
   });
 
@@ -292,14 +284,12 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
       })
     ).secret;
     await expectCode(
-      world
-        .as(runnerKey)
-        .modules.listModules({
-          scope: orgScope(world.orgA.id),
-          pathPrefix: "",
-          pageSize: 0,
-          pageToken: "",
-        }),
+      world.as(runnerKey).modules.listModules({
+        scope: orgScope(world.orgA.id),
+        pathPrefix: "",
+        pageSize: 0,
+        pageToken: "",
+      }),
       status.PERMISSION_DENIED,
     );
     const probe = connectControlPlane(cp.address, runnerKey);

@@ -1,5 +1,6 @@
 import { systemActor } from "../audit/audit-log.js";
 import type { Sql } from "../db/postgres.js";
+import { parseApiKey } from "./api-key.js";
 import type { IdentityStore } from "./identity-store.js";
 
 /** What first start did: nothing (an admin exists), or created the first admin and a key. */
@@ -45,4 +46,36 @@ export async function bootstrapPlatformAdmin(
     await reserved`select pg_advisory_unlock(hashtext('bifrost.bootstrap'))`;
     reserved.release();
   }
+}
+
+/**
+ * Installs a configured runner API key (for a single-machine deployment where the control
+ * plane and its runner share configuration): creates the runner identity
+ * "runner@bifrost.local" if missing and adds the key unless it already exists.
+ */
+export async function bootstrapRunnerKey(
+  sql: Sql,
+  identity: IdentityStore,
+  key: string,
+): Promise<boolean> {
+  const parsed = parseApiKey(key);
+  if (!parsed)
+    throw new Error('BIFROST_BOOTSTRAP_RUNNER_KEY must look like "bfk_<16 hex>_<43 base64url>"');
+  const [existing] = await sql`select 1 from api_keys where lookup = ${parsed.lookup}`;
+  if (existing) return false;
+  const [runner] = await sql<
+    { id: string }[]
+  >`select id from users where lower(email) = 'runner@bifrost.local'`;
+  const userId =
+    runner?.id ??
+    (
+      await identity.createUser(systemActor, {
+        email: "runner@bifrost.local",
+        displayName: "Local runner",
+        platformAdmin: false,
+        runner: true,
+      })
+    ).id;
+  await identity.createApiKey(systemActor, userId, "bootstrap runner", undefined, key);
+  return true;
 }

@@ -14,15 +14,21 @@ export interface DiscoverySpec {
   moduleTimeoutMs: number;
 }
 
-// Discovery runs code nobody has vetted yet: no network, no config, no secrets.
-const noServices: ExecutionServices = {
-  getConfig: async () => ({ found: false }),
-  getSecret: async () => ({ found: false }),
-  getVariable: async () => ({ found: false }),
-  setVariable: async () => {},
-  log: () => {},
-  checkpoint: () => {},
-};
+// Discovery runs code nobody has vetted yet: no network, no config, no secrets. What the
+// process prints is kept (the last lines) to explain a failure.
+function discoveryServices(output: string[]): ExecutionServices {
+  return {
+    getConfig: async () => ({ found: false }),
+    getSecret: async () => ({ found: false }),
+    getVariable: async () => ({ found: false }),
+    setVariable: async () => {},
+    log: (entry) => {
+      output.push(entry.message);
+      if (output.length > 5) output.shift();
+    },
+    checkpoint: () => {},
+  };
+}
 
 /**
  * Loads the modules in one sandboxed process with no permissions and returns what they
@@ -34,6 +40,7 @@ export async function discoverModules(
   deps: ExecutorDeps,
   spec: DiscoverySpec,
 ): Promise<DiscoveryReport> {
+  const output: string[] = [];
   const run = await runSandboxJob(
     deps,
     {
@@ -50,7 +57,7 @@ export async function discoverModules(
       network: { workflowHosts: [], organizationHosts: [] },
       timeoutMs: spec.moduleTimeoutMs * spec.modules.length + 5_000,
     },
-    noServices,
+    discoveryServices(output),
   );
   if (run.completion?.type === "discovered") {
     return {
@@ -78,7 +85,7 @@ export async function discoverModules(
       ? "loading the modules took too long"
       : sandbox.outOfMemory
         ? "loading the modules ran out of memory"
-        : `the discovery process ${sandbox.signal ? `was killed by ${sandbox.signal}` : `exited with code ${sandbox.exitCode}`} without a report`;
+        : `the discovery process ${sandbox.signal ? `was killed by ${sandbox.signal}` : `exited with code ${sandbox.exitCode}`} without a report${output.length ? `: ${output.join(" | ").slice(0, 500)}` : ""}`;
   return {
     workflows: [],
     dataProviders: [],

@@ -2,8 +2,8 @@
  * The runner's execution library: what the runner process uses for every job, and what the
  * control plane uses to discover modules in the same sandbox.
  */
-import { chmod, mkdir } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { chmod, mkdir, stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { builtSdkEntry } from "@bifrost/sdk/host";
 import { findExecutable, locateDenoBinary } from "../sandbox/deno-binary.js";
 import type { LimitsLogger } from "../sandbox/resource-limits.js";
@@ -22,6 +22,25 @@ export {
 export type { ExecutorDeps } from "./sandbox-job.js";
 
 /**
+ * The sandbox runs as another uid, which must be able to pass through every directory above
+ * the work dir to reach its tree: refuse to start otherwise, naming the directory.
+ */
+async function assertTraversable(dir: string): Promise<void> {
+  let current = resolve(dir);
+  for (;;) {
+    const mode = (await stat(current)).mode;
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `sandbox work directory ${dir} is not reachable by the sandbox user: ${current} lacks search permission for others (chmod o+x ${current})`,
+      );
+    }
+    const parent = dirname(current);
+    if (parent === current) return;
+    current = parent;
+  }
+}
+
+/**
  * Prepares a work directory (trees, per-org Deno caches, job dirs; traversable by the
  * sandbox's uid) and finds bwrap, Deno and the built SDK. `fetchContent` supplies module
  * content by hash when a tree is materialized.
@@ -36,6 +55,7 @@ export async function createExecutorDeps(options: {
     await mkdir(join(options.workDir, dir), { recursive: true });
     await chmod(join(options.workDir, dir), 0o711);
   }
+  await assertTraversable(options.workDir);
   return {
     host: await createSandboxHost(options.logger),
     deno: await locateDenoBinary(),

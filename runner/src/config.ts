@@ -1,0 +1,72 @@
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { z } from "zod";
+
+const schema = z.object({
+  // The control plane's gRPC address (host:port).
+  BIFROST_CONTROL_PLANE: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/)
+    .default("127.0.0.1:50051"),
+  // This runner's API key: a runner identity's key (CreateUser with runner = true).
+  BIFROST_RUNNER_KEY: z.string().min(1, "is required (the API key of a runner identity)"),
+  // NATS with JetStream, and the dispatch prefix the control plane uses.
+  BIFROST_NATS_URL: z
+    .string()
+    .regex(/^nats:\/\/\S+$/)
+    .default("nats://127.0.0.1:4222"),
+  BIFROST_NATS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/)
+    .default(""),
+  // Executions run at once; the runner pulls a job only when a slot is free.
+  BIFROST_RUNNER_CAPACITY: z.coerce.number().int().min(1).max(256).default(4),
+  // How often a running job's message is kept alive (well below the control plane's ack wait).
+  BIFROST_RUNNER_PROGRESS_MS: z.coerce.number().int().min(100).default(5_000),
+  // Name shown on executions and in logs.
+  BIFROST_RUNNER_NAME: z.string().min(1).default(hostname()),
+  // Trees, per-organization Deno caches and job files.
+  BIFROST_RUNNER_WORK_DIR: z.string().min(1).default(".bifrost/runner"),
+  // V8 heap limit of each execution, in MB.
+  BIFROST_RUNNER_HEAP_MB: z.coerce.number().int().min(32).max(8192).default(256),
+  BIFROST_LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info"),
+});
+
+/** The runner's configuration, parsed once at start. */
+export interface RunnerConfig {
+  controlPlane: string;
+  runnerKey: string;
+  natsUrl: string;
+  natsPrefix: string;
+  capacity: number;
+  progressEveryMs: number;
+  name: string;
+  workDir: string;
+  heapLimitMb: number;
+  logLevel: string;
+}
+
+/** Parses the environment, listing every bad variable at once. */
+export function loadRunnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(
+      `invalid configuration:\n  ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("\n  ")}`,
+    );
+  }
+  const v = parsed.data;
+  return {
+    controlPlane: v.BIFROST_CONTROL_PLANE,
+    runnerKey: v.BIFROST_RUNNER_KEY,
+    natsUrl: v.BIFROST_NATS_URL,
+    natsPrefix: v.BIFROST_NATS_PREFIX,
+    capacity: v.BIFROST_RUNNER_CAPACITY,
+    progressEveryMs: v.BIFROST_RUNNER_PROGRESS_MS,
+    name: v.BIFROST_RUNNER_NAME,
+    workDir: resolve(v.BIFROST_RUNNER_WORK_DIR),
+    heapLimitMb: v.BIFROST_RUNNER_HEAP_MB,
+    logLevel: v.BIFROST_LOG_LEVEL,
+  };
+}

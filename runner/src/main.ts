@@ -1,0 +1,70 @@
+// The runner's composition root: the only module with side effects at import time.
+import { jobDispatchNames } from "@bifrost/proto";
+import { connect } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { loadRunnerConfig } from "./config.js";
+import { connectControlPlane } from "./control-plane-client.js";
+import { startJobConsumer } from "./dispatch/job-consumer.js";
+import { createExecutorDeps } from "./execute/index.js";
+import { createJobHandler } from "./jobs/job-handler.js";
+
+let config: ReturnType<typeof loadRunnerConfig>;
+try {
+  config = loadRunnerConfig();
+} catch (error) {
+  process.stderr.write(`${(error as Error).message}\n`);
+  process.exit(2);
+}
+const log = pino({ name: "bifrost-runner", level: config.logLevel });
+
+try {
+  const executor = await createExecutorDeps({
+    workDir: config.workDir,
+    fetchContent: async () => {
+      throw new Error("content is fetched per execution");
+    },
+    logger: { warn: (fields, message) => log.warn(fields, message) },
+    heapLimitMb: config.heapLimitMb,
+  });
+  const client = connectControlPlane(config.controlPlane, config.runnerKey);
+  let nats: Awaited<ReturnType<typeof connect>>;
+  try {
+    nats = await connect({
+      servers: config.natsUrl,
+      timeout: 5000,
+      maxReconnectAttempts: -1,
+      name: config.name,
+    });
+  } catch (error) {
+    throw new Error(`cannot reach NATS at ${config.natsUrl}: ${(error as Error).message}`);
+  }
+  const consumer = await startJobConsumer({
+    nc: nats,
+    names: jobDispatchNames(config.natsPrefix),
+    capacity: config.capacity,
+    progressEveryMs: config.progressEveryMs,
+    handle: createJobHandler({ client, executor, runnerName: config.name, log }),
+    onError: (error) => log.error({ err: error }, "job consumer error"),
+  });
+  log.info(
+    { name: config.name, capacity: config.capacity, controlPlane: config.controlPlane },
+    "runner started",
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, inFlight: consumer.inFlight() }, "draining: finishing executions in hand");
+    await consumer.stop();
+    client.close();
+    await nats.drain();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+} catch (error) {
+  log.fatal({ err: error }, "runner failed to start");
+  process.exit(1);
+}
