@@ -5,8 +5,9 @@ import { createStores, startControlPlaneServer } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { migrate } from "./db/migrate.js";
 import { connectPostgres } from "./db/postgres.js";
+import { lostExecutionError } from "./executions/execution-store.js";
 import { createExecutionWaiter } from "./executions/execution-waiter.js";
-import { openJobQueue } from "./executions/job-queue.js";
+import { openJobQueue, watchAbandonedJobs } from "./executions/job-queue.js";
 import { bootstrapPlatformAdmin, bootstrapRunnerKey } from "./identity/bootstrap.js";
 import { createLogger } from "./log.js";
 import { connectNats } from "./nats.js";
@@ -73,6 +74,12 @@ try {
     duplicateWindowMs: 10 * 60_000,
   });
   const waiter = await createExecutionWaiter(sql);
+  const abandoned = await watchAbandonedJobs(
+    nats,
+    jobDispatchNames(config.natsPrefix),
+    (job, deliveries) => stores.executions.fail(job.executionId, lostExecutionError(deliveries)),
+    (error) => log.error({ err: error }, "abandoned job handling failed"),
+  );
 
   const server = await startControlPlaneServer({
     sql,
@@ -92,6 +99,7 @@ try {
     await server.shutdown(config.shutdownGraceMs);
     await discovery.stop();
     await waiter.close();
+    await abandoned.stop();
     await nats.drain();
     await sql.end({ timeout: 5 });
     redis.disconnect();

@@ -334,5 +334,16 @@ export function createExecutionStore(deps: {
   };
 }
 
+/** The failure recorded for an execution whose job JetStream gave up on. */
+export function lostExecutionError(deliveries: number): ExecutionErrorRecord {
+  return {
+    name: "ExecutionLost",
+    message: `no runner finished the execution after ${deliveries} attempts (each runner stopped or died mid-run)`,
+    stack: "",
+    kind: "lost",
+    retryable: true,
+  };
+}
+
 /** The execution store's interface. */
 export type ExecutionStore = ReturnType<typeof createExecutionStore>;

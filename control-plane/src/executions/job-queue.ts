@@ -74,3 +74,44 @@ export async function openJobQueue(
     },
   };
 }
+
+/** Stops watching for abandoned jobs. */
+export interface AbandonedJobWatch {
+  stop(): Promise<void>;
+}
+
+/**
+ * Calls `onAbandoned` for every job JetStream gave up on after its last allowed delivery
+ * (the consumer's max-deliveries advisory): each runner that took it died or failed to finish
+ * it. The job is removed from the stream once reported, so it is reported once.
+ */
+export async function watchAbandonedJobs(
+  nc: NatsConnection,
+  names: JobDispatchNames,
+  onAbandoned: (job: ExecutionJob, deliveries: number) => Promise<void>,
+  onError: (error: unknown) => void,
+): Promise<AbandonedJobWatch> {
+  const jsm = await jetstreamManager(nc);
+  const subscription = nc.subscribe(
+    `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${names.stream}.${names.consumer}`,
+  );
+  const loop = (async () => {
+    for await (const message of subscription) {
+      try {
+        const advisory = message.json<{ stream_seq: number; deliveries: number }>();
+        const stored = await jsm.streams.getMessage(names.stream, { seq: advisory.stream_seq });
+        if (!stored) continue;
+        await onAbandoned(ExecutionJob.decode(stored.data), advisory.deliveries);
+        await jsm.streams.deleteMessage(names.stream, advisory.stream_seq);
+      } catch (error) {
+        onError(error);
+      }
+    }
+  })();
+  return {
+    async stop() {
+      subscription.unsubscribe();
+      await loop;
+    },
+  };
+}

@@ -10,8 +10,9 @@ import postgres from "postgres";
 import { inject } from "vitest";
 import { createStores, type Stores, startControlPlaneServer } from "../app.js";
 import type { Sql } from "../db/postgres.js";
+import { lostExecutionError } from "../executions/execution-store.js";
 import { createExecutionWaiter } from "../executions/execution-waiter.js";
-import { openJobQueue } from "../executions/job-queue.js";
+import { openJobQueue, watchAbandonedJobs } from "../executions/job-queue.js";
 import type { GrpcServer } from "../grpc/server.js";
 import { bootstrapPlatformAdmin } from "../identity/bootstrap.js";
 import { createLogger } from "../log.js";
@@ -114,6 +115,12 @@ export async function startTestControlPlane(
     duplicateWindowMs: 60_000,
   });
   const waiter = await createExecutionWaiter(sql);
+  const abandoned = await watchAbandonedJobs(
+    nats,
+    dispatch,
+    (job, deliveries) => stores.executions.fail(job.executionId, lostExecutionError(deliveries)),
+    () => {},
+  );
   const server: GrpcServer = await startControlPlaneServer({
     sql,
     stores,
@@ -140,6 +147,7 @@ export async function startTestControlPlane(
       await server.shutdown(1000);
       await discovery.stop();
       await waiter.close();
+      await abandoned.stop();
       await (await jetstreamManager(nats)).streams.delete(dispatch.stream).catch(() => {});
       await nats.close();
       await rm(workDir, { recursive: true, force: true });

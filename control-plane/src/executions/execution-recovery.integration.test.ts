@@ -1,0 +1,170 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ExecutionStatus } from "@bifrost/proto";
+import { createExecutorDeps } from "@bifrost/runner/execute";
+import { connectControlPlane, createJobHandler, startJobConsumer } from "@bifrost/runner/jobs";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, expect, inject, test } from "vitest";
+import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
+import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
+import { globalScope } from "../testing/wire.js";
+
+// Short delivery timings so a dead runner's job comes back within a second.
+const ackWaitMs = 1_000;
+let cp: TestControlPlane;
+let world: TenancyWorld;
+let runnerKey: string;
+let workDir: string;
+const connections: NatsConnection[] = [];
+
+beforeAll(async () => {
+  cp = await startTestControlPlane({ jobMaxDeliver: 2, jobAckWaitMs: ackWaitMs });
+  world = await createTenancyWorld(cp);
+  const root = world.as(world.keys.platformAdmin);
+  await root.modules.putModule({
+    scope: globalScope,
+    path: "workflows/quick.ts",
+    content: `import { workflow } from "bifrost";\nexport const quick = workflow({ name: "quick" }, (_p, ctx) => ({ org: ctx.organization.name }));`,
+  });
+  await cp.discovery.drain();
+  const { user } = await root.identity.createUser({
+    email: "runner@recovery.test",
+    displayName: "",
+    platformAdmin: false,
+    organizationId: "",
+    role: 0,
+    runner: true,
+  });
+  runnerKey = (
+    await root.identity.createApiKey({
+      userId: user?.id as string,
+      name: "runner",
+      expiresAt: undefined,
+    })
+  ).secret;
+  workDir = await mkdtemp(join(tmpdir(), "bifrost-recovery-test-"));
+});
+
+afterAll(async () => {
+  for (const nc of connections) await nc.close().catch(() => {});
+  await cp?.close();
+  await rm(workDir, { recursive: true, force: true });
+});
+
+const nats = async () => {
+  const nc = await connect({ servers: inject("natsUrl") });
+  connections.push(nc);
+  return nc;
+};
+
+async function waitForEnd(
+  id: string,
+): Promise<
+  NonNullable<
+    Awaited<ReturnType<ReturnType<TenancyWorld["as"]>["executions"]["getExecution"]>>["execution"]
+  >
+> {
+  const api = world.as(world.keys.platformAdmin);
+  for (let i = 0; i < 300; i++) {
+    const { execution } = await api.executions.getExecution({ id });
+    if (
+      execution &&
+      execution.status !== ExecutionStatus.EXECUTION_STATUS_QUEUED &&
+      execution.status !== ExecutionStatus.EXECUTION_STATUS_RUNNING
+    ) {
+      return execution;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`execution ${id} did not end`);
+}
+
+const startQuick = async () =>
+  (
+    await world
+      .as(world.keys.memberA)
+      .executions.startExecution({
+        organizationId: world.orgA.id,
+        workflow: "quick",
+        params: {},
+        waitForResult: false,
+        waitTimeoutSeconds: 0,
+      })
+  ).execution?.id as string;
+
+test("a runner killed mid-execution: the execution completes on another runner as attempt 2", async () => {
+  const id = await startQuick();
+  // The first runner claims the job and dies before finishing (its connection drops, no ack).
+  const doomed = await nats();
+  const doomedClient = connectControlPlane(cp.address, runnerKey);
+  let claimed = false;
+  await startJobConsumer({
+    nc: doomed,
+    names: cp.dispatch,
+    capacity: 1,
+    progressEveryMs: 200,
+    handle: async ({ job, attempt }) => {
+      await doomedClient.claimExecution({
+        executionId: job.executionId,
+        attempt,
+        runnerName: "doomed",
+      });
+      claimed = true;
+      return new Promise(() => {});
+    },
+  });
+  for (let i = 0; i < 200 && !claimed; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  expect(claimed).toBe(true);
+  await doomed.close();
+  doomedClient.close();
+
+  const client = connectControlPlane(cp.address, runnerKey);
+  const survivor = await startJobConsumer({
+    nc: await nats(),
+    names: cp.dispatch,
+    capacity: 1,
+    progressEveryMs: 200,
+    handle: createJobHandler({
+      client,
+      executor: await createExecutorDeps({
+        workDir,
+        fetchContent: async () => "",
+        logger: { warn: () => {} },
+      }),
+      runnerName: "survivor",
+      log: { info: () => {}, error: () => {} },
+    }),
+  });
+  const execution = await waitForEnd(id);
+  await survivor.stop();
+  client.close();
+  expect(execution.status).toBe(ExecutionStatus.EXECUTION_STATUS_SUCCEEDED);
+  expect(execution.result).toEqual({ org: "Org A" });
+  expect(execution.attempt).toBe(2);
+  expect(execution.runnerId).toBe("survivor");
+});
+
+test("an execution no runner finishes within the allowed deliveries ends failed, saying why", async () => {
+  const id = await startQuick();
+  const client = connectControlPlane(cp.address, runnerKey);
+  const failing = await startJobConsumer({
+    nc: await nats(),
+    names: cp.dispatch,
+    capacity: 1,
+    progressEveryMs: 200,
+    handle: async ({ job, attempt }) => {
+      await client.claimExecution({ executionId: job.executionId, attempt, runnerName: "flaky" });
+      throw new Error("runner crashed while preparing the sandbox");
+    },
+  });
+  const execution = await waitForEnd(id);
+  await failing.stop();
+  client.close();
+  expect(execution.status).toBe(ExecutionStatus.EXECUTION_STATUS_FAILED);
+  expect(execution.error).toMatchObject({ kind: "lost", name: "ExecutionLost" });
+  expect(execution.error?.message).toBe(
+    "no runner finished the execution after 2 attempts (each runner stopped or died mid-run)",
+  );
+  expect(execution.attempt).toBe(2);
+});
