@@ -80,18 +80,18 @@ async function waitForEnd(
   throw new Error(`execution ${id} did not end`);
 }
 
-const startQuick = async () =>
-  (
-    await world
-      .as(world.keys.memberA)
-      .executions.startExecution({
-        organizationId: world.orgA.id,
-        workflow: "quick",
-        params: {},
-        waitForResult: false,
-        waitTimeoutSeconds: 0,
-      })
-  ).execution?.id as string;
+async function startQuick(): Promise<string> {
+  const api = world.as(world.keys.memberA);
+  const request = {
+    organizationId: world.orgA.id,
+    workflow: "quick",
+    params: {},
+    waitForResult: false,
+    waitTimeoutSeconds: 0,
+  };
+  const { execution } = await api.executions.startExecution(request);
+  return execution?.id as string;
+}
 
 test("a runner killed mid-execution: the execution completes on another runner as attempt 2", async () => {
   const id = await startQuick();
