@@ -44,6 +44,8 @@ export {
   ListExecutionsResponse,
   StartExecutionRequest,
   StartExecutionResponse,
+  WatchExecutionRequest,
+  WatchExecutionResponse,
   executionStatusFromJSON,
   executionStatusToJSON,
   type ExecutionServiceServer,

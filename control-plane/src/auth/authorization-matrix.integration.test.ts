@@ -167,6 +167,7 @@ const matrix: PerRpc<Row> = {
     GetExecution:    row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, NOT_FOUND, NOT_FOUND], orgIdOnly),
     ListExecutions:  row([OK, OK, OK],                      [OK, DENY, DENY],                orgIdOnly),
     CancelExecution: row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, NOT_FOUND, NOT_FOUND], orgIdOnly),
+    WatchExecution:  row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, NOT_FOUND, NOT_FOUND], orgIdOnly),
   },
   // Runner identities only: none of these callers is one (the runner's own calls are in
   // executions.integration.test.ts).
@@ -516,6 +517,7 @@ const builders: PerRpc<Build> = {
       }),
     ),
     CancelExecution: plain((api) => api.executions.cancelExecution({ id: randomUUID() })),
+    WatchExecution: plain((api) => api.watchExecution({ id: randomUUID() })),
   },
   RunnerService: {
     ClaimExecution: plain((_api, { caller }) =>

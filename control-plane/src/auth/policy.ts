@@ -9,7 +9,7 @@ import type {
   SecretServiceServer,
   WorkflowServiceServer,
 } from "@bifrost/proto";
-import type { handleUnaryCall } from "@grpc/grpc-js";
+import type { handleServerStreamingCall, handleUnaryCall } from "@grpc/grpc-js";
 import { invalidArgument, notFound, permissionDenied } from "../errors.js";
 import type { Rule } from "../grpc/unary.js";
 import type { IdentityStore } from "../identity/identity-store.js";
@@ -23,7 +23,12 @@ import {
   requireSelfOrPlatformAdmin,
 } from "./authorize.js";
 
-type RequestOf<H> = H extends handleUnaryCall<infer Req, unknown> ? Req : never;
+type RequestOf<H> =
+  H extends handleUnaryCall<infer Req, unknown>
+    ? Req
+    : H extends handleServerStreamingCall<infer Req, unknown>
+      ? Req
+      : never;
 type RulesFor<S> = { [M in keyof S as Capitalize<string & M>]: Rule<RequestOf<S[M]>> };
 
 /** The authorization rule of every RPC, by service and method. The type makes a missing rule a compile error. */
@@ -179,6 +184,7 @@ export function createPolicy(identity: IdentityStore, lookups: PolicyLookups): P
       ListExecutions: (r, p) =>
         requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "member"),
       CancelExecution: (r, p) => memberOfExecution(parseUuid(r.id, "id"), p),
+      WatchExecution: (r, p) => memberOfExecution(parseUuid(r.id, "id"), p),
     },
     // Runner identities only; every call after the claim also needs the execution's token.
     RunnerService: {

@@ -11,6 +11,7 @@ import {
   isTimestampUuidPosition,
   pageSize,
 } from "../grpc/pagination.js";
+import { serverStream } from "../grpc/server-stream.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
 import type { Logger } from "../log.js";
 import { parseUuid } from "../scope.js";
@@ -41,7 +42,16 @@ export { statusToProto };
 /** An execution record on the wire (events included when given). */
 export function executionToProto(
   record: ExecutionRecord,
-  events?: Awaited<ReturnType<ExecutionStore["events"]>>,
+  events?: {
+    logs: ReadonlyArray<{
+      sequence: string;
+      at: Date;
+      level: string;
+      message: string;
+      data: unknown;
+    }>;
+    checkpoints: ReadonlyArray<{ name: string; data: unknown; at: Date }>;
+  },
 ): Execution {
   return {
     id: record.id,
@@ -72,6 +82,9 @@ export function executionToProto(
     variables: record.variables,
   };
 }
+
+/** How often a watch looks for new log lines while an execution runs. */
+const watchPollMs = 200;
 
 /** gRPC handlers of ExecutionService. */
 export function createExecutionService(
@@ -142,6 +155,39 @@ export function createExecutionService(
         nextPageToken: last ? encodePageToken(last.cursor) : "",
       };
     }),
+
+    watchExecution: serverStream(
+      edge,
+      "WatchExecution",
+      rules.WatchExecution,
+      async (req, { send, signal }) => {
+        const id = parseUuid(req.id, "id");
+        let lastLog = 0n;
+        let checkpointsSent = 0;
+        let lastStatus: ExecutionStatus | undefined;
+        // Replays what is stored, then follows: each round sends what is new; a completion
+        // wakes the loop at once (NOTIFY), new log lines are picked up within watchPollMs.
+        while (!signal.aborted) {
+          const record = await executions.get(id);
+          const events = await executions.events(id);
+          const fresh = events.logs.filter((log) => BigInt(log.sequence) > lastLog);
+          const newCheckpoints = events.checkpoints.slice(checkpointsSent);
+          const batch = executionToProto(record, { logs: fresh, checkpoints: newCheckpoints });
+          for (const log of batch.logs) send({ event: { $case: "log", value: log } });
+          for (const checkpoint of batch.checkpoints)
+            send({ event: { $case: "checkpoint", value: checkpoint } });
+          const last = fresh[fresh.length - 1];
+          if (last) lastLog = BigInt(last.sequence);
+          checkpointsSent = events.checkpoints.length;
+          if (record.status !== lastStatus) {
+            lastStatus = record.status;
+            send({ event: { $case: "status", value: executionToProto(record) } });
+          }
+          if (terminalStatuses.has(record.status)) return;
+          await deps.waiter.wait(id, watchPollMs);
+        }
+      },
+    ),
 
     cancelExecution: unary(
       edge,

@@ -198,6 +198,46 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     expect(execution?.runnerId).toBe("runner-1");
   });
 
+  test("watching an execution replays its logs and ends with the terminal status", async () => {
+    const a = await start(world.keys.memberA, world.orgA.id, "onboard_user", {
+      email: "watch@a.test",
+    });
+    const events = await world
+      .as(world.keys.memberA)
+      .watchExecution({ id: a.execution?.id as string });
+    const kinds = events.map((e) => e.event?.$case);
+    expect(kinds[kinds.length - 1]).toBe("status");
+    const last = events[events.length - 1]?.event;
+    expect(last?.$case === "status" && last.value.status).toBe(
+      ExecutionStatus.EXECUTION_STATUS_SUCCEEDED,
+    );
+    const logs = events.flatMap((e) => (e.event?.$case === "log" ? [e.event.value.message] : []));
+    expect(logs).toContain("onboarding watch@a.test with [redacted]");
+    expect(kinds).toContain("checkpoint");
+    await expectCode(
+      world.as(world.keys.adminB).watchExecution({ id: a.execution?.id as string }),
+      status.NOT_FOUND,
+    );
+  });
+
+  test("a watch started while the execution runs follows it live to the end", async () => {
+    const started = await start(
+      world.keys.memberA,
+      world.orgA.id,
+      "onboard_user",
+      { email: "live@a.test" },
+      false,
+    );
+    const events = await world
+      .as(world.keys.memberA)
+      .watchExecution({ id: started.execution?.id as string });
+    const statuses = events.flatMap((e) =>
+      e.event?.$case === "status" ? [e.event.value.status] : [],
+    );
+    expect(statuses[statuses.length - 1]).toBe(ExecutionStatus.EXECUTION_STATUS_SUCCEEDED);
+    expect(statuses.length).toBeGreaterThanOrEqual(1);
+  });
+
   test("bad params are refused before anything runs, naming the field", async () => {
     const missing = await expectCode(
       start(world.keys.memberA, world.orgA.id, "onboard_user", {}),

@@ -6,6 +6,8 @@ import {
   ModuleServiceClient,
   OrganizationServiceClient,
   SecretServiceClient,
+  type WatchExecutionRequest,
+  type WatchExecutionResponse,
   WorkflowServiceClient,
 } from "@bifrost/proto";
 import {
@@ -61,6 +63,8 @@ export interface ApiClients {
   audit: Promisified<AuditServiceClient>;
   workflows: Promisified<WorkflowServiceClient>;
   executions: Promisified<ExecutionServiceClient>;
+  /** WatchExecution, collected: every event until the stream ends (rejects on an error status). */
+  watchExecution(request: WatchExecutionRequest): Promise<WatchExecutionResponse[]>;
 }
 
 /** Raw generated clients sharing one channel, closed together. */
@@ -92,6 +96,16 @@ export function connectClients(address: string): ClientPool {
       audit: promisify(raw.audit, apiKey),
       workflows: promisify(raw.workflows, apiKey),
       executions: promisify(raw.executions, apiKey),
+      watchExecution: (request) =>
+        new Promise((resolve, reject) => {
+          const metadata = new Metadata();
+          if (apiKey !== undefined) metadata.set("authorization", `Bearer ${apiKey}`);
+          const events: WatchExecutionResponse[] = [];
+          const stream = raw.executions.watchExecution(request, metadata);
+          stream.on("data", (event: WatchExecutionResponse) => events.push(event));
+          stream.on("error", reject);
+          stream.on("end", () => resolve(events));
+        }),
     }),
     close: () => {
       for (const client of Object.values(raw)) client.close();

@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -179,6 +181,24 @@ export interface CancelExecutionRequest {
 
 export interface CancelExecutionResponse {
   execution?: Execution | undefined;
+}
+
+export interface WatchExecutionRequest {
+  id: string;
+}
+
+/** One event of a watched execution. */
+export interface WatchExecutionResponse {
+  event?:
+    | //
+    /**
+     * The status changed (the first event carries the current one). On a terminal status the
+     * execution (result or error included) is complete and the stream ends.
+     */
+    { $case: "status"; value: Execution }
+    | { $case: "log"; value: ExecutionLog }
+    | { $case: "checkpoint"; value: Checkpoint }
+    | undefined;
 }
 
 function createBaseExecutionError(): ExecutionError {
@@ -1674,6 +1694,195 @@ export const CancelExecutionResponse: MessageFns<CancelExecutionResponse> = {
   },
 };
 
+function createBaseWatchExecutionRequest(): WatchExecutionRequest {
+  return { id: "" };
+}
+
+export const WatchExecutionRequest: MessageFns<WatchExecutionRequest> = {
+  encode(message: WatchExecutionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchExecutionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchExecutionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchExecutionRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: WatchExecutionRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchExecutionRequest>): WatchExecutionRequest {
+    return WatchExecutionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchExecutionRequest>): WatchExecutionRequest {
+    const message = createBaseWatchExecutionRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchExecutionResponse(): WatchExecutionResponse {
+  return { event: undefined };
+}
+
+export const WatchExecutionResponse: MessageFns<WatchExecutionResponse> = {
+  encode(message: WatchExecutionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "status":
+        Execution.encode(message.event.value, writer.uint32(10).fork()).join();
+        break;
+      case "log":
+        ExecutionLog.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+      case "checkpoint":
+        Checkpoint.encode(message.event.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchExecutionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchExecutionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = { $case: "status", value: Execution.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "log", value: ExecutionLog.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "checkpoint", value: Checkpoint.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchExecutionResponse {
+    return {
+      event: isSet(object.status)
+        ? { $case: "status", value: Execution.fromJSON(object.status) }
+        : isSet(object.log)
+        ? { $case: "log", value: ExecutionLog.fromJSON(object.log) }
+        : isSet(object.checkpoint)
+        ? { $case: "checkpoint", value: Checkpoint.fromJSON(object.checkpoint) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: WatchExecutionResponse): unknown {
+    const obj: any = {};
+    if (message.event?.$case === "status") {
+      obj.status = Execution.toJSON(message.event.value);
+    } else if (message.event?.$case === "log") {
+      obj.log = ExecutionLog.toJSON(message.event.value);
+    } else if (message.event?.$case === "checkpoint") {
+      obj.checkpoint = Checkpoint.toJSON(message.event.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchExecutionResponse>): WatchExecutionResponse {
+    return WatchExecutionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchExecutionResponse>): WatchExecutionResponse {
+    const message = createBaseWatchExecutionResponse();
+    switch (object.event?.$case) {
+      case "status": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "status", value: Execution.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "log": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "log", value: ExecutionLog.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "checkpoint": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "checkpoint", value: Checkpoint.fromPartial(object.event.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
 /** ExecutionService starts workflows for an organization and reports on their runs. */
 export type ExecutionServiceService = typeof ExecutionServiceService;
 export const ExecutionServiceService = {
@@ -1727,6 +1936,21 @@ export const ExecutionServiceService = {
       Buffer.from(CancelExecutionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CancelExecutionResponse => CancelExecutionResponse.decode(value),
   },
+  /**
+   * Streams the execution: first what already happened (status, every log line and
+   * checkpoint so far), then each new one as it arrives; ends after the terminal status.
+   */
+  watchExecution: {
+    path: "/bifrost.v1.ExecutionService/WatchExecution" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchExecutionRequest): Buffer =>
+      Buffer.from(WatchExecutionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchExecutionRequest => WatchExecutionRequest.decode(value),
+    responseSerialize: (value: WatchExecutionResponse): Buffer =>
+      Buffer.from(WatchExecutionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchExecutionResponse => WatchExecutionResponse.decode(value),
+  },
 } as const;
 
 export interface ExecutionServiceServer extends UntypedServiceImplementation {
@@ -1741,6 +1965,11 @@ export interface ExecutionServiceServer extends UntypedServiceImplementation {
   listExecutions: handleUnaryCall<ListExecutionsRequest, ListExecutionsResponse>;
   /** A queued execution is cancelled at once; a running one is stopped by its runner. */
   cancelExecution: handleUnaryCall<CancelExecutionRequest, CancelExecutionResponse>;
+  /**
+   * Streams the execution: first what already happened (status, every log line and
+   * checkpoint so far), then each new one as it arrives; ends after the terminal status.
+   */
+  watchExecution: handleServerStreamingCall<WatchExecutionRequest, WatchExecutionResponse>;
 }
 
 export interface ExecutionServiceClient extends Client {
@@ -1811,6 +2040,19 @@ export interface ExecutionServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CancelExecutionResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Streams the execution: first what already happened (status, every log line and
+   * checkpoint so far), then each new one as it arrives; ends after the terminal status.
+   */
+  watchExecution(
+    request: WatchExecutionRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchExecutionResponse>;
+  watchExecution(
+    request: WatchExecutionRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchExecutionResponse>;
 }
 
 export const ExecutionServiceClient = makeGenericClientConstructor(
