@@ -81,6 +81,21 @@ try {
     (error) => log.error({ err: error }, "abandoned job handling failed"),
   );
 
+  // Safety net behind the max-deliveries advisory: fail executions whose runner was lost.
+  const reconciler = setInterval(() => {
+    stores.executions
+      .reconcileStale({
+        maxDeliver: config.jobMaxDeliver,
+        ackWaitMs: config.jobAckWaitMs,
+        slackSeconds: 60,
+      })
+      .then(
+        (ids) =>
+          ids.length && log.warn({ executions: ids }, "stale running executions failed as lost"),
+      )
+      .catch((error: unknown) => log.error({ err: error }, "reconciling executions failed"));
+  }, 60_000);
+
   const server = await startControlPlaneServer({
     sql,
     stores,
@@ -96,6 +111,7 @@ try {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down");
+    clearInterval(reconciler);
     await server.shutdown(config.shutdownGraceMs);
     await discovery.stop();
     await waiter.close();

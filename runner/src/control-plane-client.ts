@@ -23,6 +23,8 @@ export interface ControlPlaneClient {
   executionCall: Call<RunnerServiceClient["executionCall"]>;
   reportExecutionEvents: Call<RunnerServiceClient["reportExecutionEvents"]>;
   completeExecution: Call<RunnerServiceClient["completeExecution"]>;
+  runnerHeartbeat: Call<RunnerServiceClient["runnerHeartbeat"]>;
+  listRunners: Call<RunnerServiceClient["listRunners"]>;
   close(): void;
 }
 
@@ -51,6 +53,8 @@ export function connectControlPlane(address: string, apiKey: string): ControlPla
     executionCall: call(client.executionCall),
     reportExecutionEvents: call(client.reportExecutionEvents),
     completeExecution: call(client.completeExecution),
+    runnerHeartbeat: call(client.runnerHeartbeat),
+    listRunners: call(client.listRunners),
     close: () => client.close(),
   };
 }

@@ -6,6 +6,7 @@ import { loadRunnerConfig } from "./config.js";
 import { connectControlPlane } from "./control-plane-client.js";
 import { startJobConsumer } from "./dispatch/job-consumer.js";
 import { createExecutorDeps } from "./execute/index.js";
+import { startHeartbeat } from "./jobs/heartbeat.js";
 import { createJobHandler } from "./jobs/job-handler.js";
 
 let config: ReturnType<typeof loadRunnerConfig>;
@@ -46,6 +47,14 @@ try {
     handle: createJobHandler({ client, executor, runnerName: config.name, log }),
     onError: (error) => log.error({ err: error }, "job consumer error"),
   });
+  const heartbeat = startHeartbeat({
+    client,
+    runnerName: config.name,
+    capacity: config.capacity,
+    inFlight: () => consumer.inFlight(),
+    everyMs: 10_000,
+    onError: (error) => log.warn({ err: error }, "heartbeat failed"),
+  });
   log.info(
     { name: config.name, capacity: config.capacity, controlPlane: config.controlPlane },
     "runner started",
@@ -57,6 +66,7 @@ try {
     stopping = true;
     log.info({ signal, inFlight: consumer.inFlight() }, "draining: finishing executions in hand");
     await consumer.stop();
+    heartbeat.stop();
     client.close();
     await nats.drain();
     log.info("stopped");

@@ -177,6 +177,9 @@ const matrix: PerRpc<Row> = {
     ExecutionCall:         row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
     ReportExecutionEvents: row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
     CompleteExecution:     row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
+    RunnerHeartbeat:       row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
+    // Operators' view: platform admins only.
+    ListRunners:           row([OK, DENY, DENY],   [OK, DENY, DENY],   notRunner),
   },
 };
 
@@ -545,6 +548,15 @@ const builders: PerRpc<Build> = {
         checkpoints: [],
       }),
     ),
+    RunnerHeartbeat: plain((_api, { caller }) =>
+      runnerClient(caller).runnerHeartbeat({
+        runnerName: "matrix",
+        capacity: 1,
+        inFlight: 0,
+        version: "",
+      }),
+    ),
+    ListRunners: plain((_api, { caller }) => runnerClient(caller).listRunners({})),
     CompleteExecution: plain((_api, { caller }) =>
       runnerClient(caller).completeExecution({
         executionToken: "t",

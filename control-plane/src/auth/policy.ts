@@ -193,6 +193,8 @@ export function createPolicy(identity: IdentityStore, lookups: PolicyLookups): P
       ExecutionCall: (_r, p) => requireRunner(p),
       ReportExecutionEvents: (_r, p) => requireRunner(p),
       CompleteExecution: (_r, p) => requireRunner(p),
+      RunnerHeartbeat: (_r, p) => requireRunner(p),
+      ListRunners: (_r, p) => requirePlatformAdmin(p, "list runners"),
     },
     AuditService: {
       ListAuditEvents: (r, p) => {

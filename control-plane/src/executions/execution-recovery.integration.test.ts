@@ -168,3 +168,21 @@ test("an execution no runner finishes within the allowed deliveries ends failed,
   );
   expect(execution.attempt).toBe(2);
 });
+
+test("the reconciler fails an execution still running long after its last possible attempt", async () => {
+  const id = await startQuick();
+  const fresh = await startQuick();
+  // As if a runner claimed it long ago and every trace of the job was lost since.
+  await cp.sql`update executions set status = 'running', attempt = 1, started_at = now() - interval '2 hours' where id = ${id}`;
+  await cp.sql`update executions set status = 'running', attempt = 1, started_at = now() where id = ${fresh}`;
+  const failed = await cp.stores.executions.reconcileStale({
+    maxDeliver: 2,
+    ackWaitMs: 1_000,
+    slackSeconds: 60,
+  });
+  expect(failed).toEqual([id]);
+  const execution = await cp.stores.executions.get(id);
+  expect(execution.status).toBe("failed");
+  expect(execution.error).toMatchObject({ kind: "lost" });
+  expect((await cp.stores.executions.get(fresh)).status).toBe("running");
+});

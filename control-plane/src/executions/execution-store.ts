@@ -315,13 +315,46 @@ export function createExecutionStore(deps: {
     ) {
       if (!terminalStatuses.has(outcome.status))
         throw invalidArgument(`status "${outcome.status}" is not a terminal status`);
-      const execution = await byToken(token);
-      await sql`
-        update executions set status = ${outcome.status}, finished_at = now(), token_hash = null,
-          result = ${outcome.result === undefined ? null : sql.json(outcome.result as never)},
-          error = ${outcome.error ? sql.json(outcome.error as never) : null}
-        where id = ${execution.id} and status = 'running'`;
-      await sql`select pg_notify(${executionDoneChannel}, ${execution.id})`;
+      if (!token) throw unauthenticated("execution_token is required");
+      // One statement (the token check, the update and the announcement): this is on the
+      // path of every execution, between the run ending and a waiting caller waking up.
+      const ended = await sql`
+        with ended as (
+          update executions set status = ${outcome.status}, finished_at = now(), token_hash = null,
+            result = ${outcome.result === undefined ? null : sql.json(outcome.result as never)},
+            error = ${outcome.error ? sql.json(outcome.error as never) : null}
+          where token_hash = ${hashToken(token)} and status = 'running'
+          returning id)
+        select pg_notify(${executionDoneChannel}, id::text) from ended`;
+      if (ended.length === 0)
+        throw unauthenticated("execution token is not valid, or its execution has ended");
+    },
+
+    /**
+     * Fails executions still running long after every delivery could have ended (each
+     * attempt is bounded by the timeout plus the ack wait): the safety net for an advisory
+     * that was missed while no control plane was listening. Returns the ids it failed.
+     */
+    async reconcileStale(policy: {
+      maxDeliver: number;
+      ackWaitMs: number;
+      slackSeconds: number;
+    }): Promise<string[]> {
+      const rows = await sql<{ id: string }[]>`
+        update executions set status = 'failed', finished_at = now(), token_hash = null,
+          error = ${sql.json({
+            name: "ExecutionLost",
+            message:
+              "the execution was still running long after its last possible attempt should have ended; its runner was lost",
+            stack: "",
+            kind: "lost",
+            retryable: true,
+          } as never)}
+        where status = 'running'
+          and started_at < now() - make_interval(secs => ${policy.maxDeliver}::int * (timeout_seconds + ${policy.ackWaitMs / 1000}::float8) + ${policy.slackSeconds}::int)
+        returning id`;
+      for (const row of rows) await sql`select pg_notify(${executionDoneChannel}, ${row.id})`;
+      return rows.map((r) => r.id);
     },
 
     /** Marks an execution failed for a reason outside the run (dispatch or delivery gave up). */

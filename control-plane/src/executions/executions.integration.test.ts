@@ -6,7 +6,9 @@ import { createExecutorDeps } from "@bifrost/runner/execute";
 import {
   connectControlPlane,
   createJobHandler,
+  type Heartbeat,
   type JobConsumer,
+  startHeartbeat,
   startJobConsumer,
 } from "@bifrost/runner/jobs";
 import { status } from "@grpc/grpc-js";
@@ -22,6 +24,7 @@ let nats: NatsConnection;
 let consumer: JobConsumer;
 let workDir: string;
 let closeClient: () => void;
+let heartbeat: Heartbeat;
 
 const halopsa = (who: string) => `export const halo = () => ${JSON.stringify(who)};`;
 
@@ -123,9 +126,17 @@ export const slow = workflow({ name: "slow", timeoutSeconds: 60 }, () => new Pro
       log: silent,
     }),
   });
+  heartbeat = startHeartbeat({
+    client,
+    runnerName: "runner-1",
+    capacity: 2,
+    inFlight: () => consumer.inFlight(),
+    everyMs: 60_000,
+  });
 });
 
 afterAll(async () => {
+  heartbeat?.stop();
   await consumer?.stop();
   closeClient?.();
   await nats?.close();
@@ -352,6 +363,20 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
       }),
       status.PERMISSION_DENIED,
     );
+    member.close();
+  });
+
+  test("runners announce themselves and operators list them with capacity, load and liveness", async () => {
+    const admin = connectControlPlane(cp.address, world.keys.platformAdmin);
+    let runners: Awaited<ReturnType<typeof admin.listRunners>>["runners"] = [];
+    for (let i = 0; i < 50 && runners.length === 0; i++) {
+      runners = (await admin.listRunners({})).runners;
+      if (runners.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    admin.close();
+    expect(runners.map((r) => [r.name, r.capacity, r.alive])).toEqual([["runner-1", 2, true]]);
+    const member = connectControlPlane(cp.address, world.keys.adminA);
+    await expectCode(member.listRunners({}), status.PERMISSION_DENIED);
     member.close();
   });
 });

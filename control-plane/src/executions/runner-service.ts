@@ -4,6 +4,7 @@ import {
   type RunnerServiceServer,
 } from "@bifrost/proto";
 import type { Policy } from "../auth/policy.js";
+import type { Sql } from "../db/postgres.js";
 import { invalidArgument } from "../errors.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
 import { buildImportMap } from "../modules/import-map.js";
@@ -20,7 +21,12 @@ const logLevels = new Set(["debug", "info", "warning", "error"]);
 export function createRunnerService(
   edge: EdgeDeps,
   policy: Policy,
-  deps: { executions: ExecutionStore; modules: ModuleStore; organizations: OrganizationStore },
+  deps: {
+    executions: ExecutionStore;
+    modules: ModuleStore;
+    organizations: OrganizationStore;
+    sql: Sql;
+  },
 ): RunnerServiceServer {
   const rules = policy.RunnerService;
   const { executions } = deps;
@@ -96,6 +102,50 @@ export function createRunnerService(
         );
       },
     ),
+
+    runnerHeartbeat: unary(
+      edge,
+      "RunnerHeartbeat",
+      rules.RunnerHeartbeat,
+      async (req, { principal }) => {
+        const name = req.runnerName.trim();
+        if (!name || name.length > 200)
+          throw invalidArgument(`runner_name "${name.slice(0, 40)}" must be 1–200 characters`);
+        if (req.capacity < 0 || req.inFlight < 0)
+          throw invalidArgument("capacity and in_flight must not be negative");
+        await deps.sql`
+        insert into runners (name, user_id, capacity, in_flight, version)
+        values (${name}, ${principal.userId}, ${req.capacity}, ${req.inFlight}, ${req.version})
+        on conflict (name) do update set user_id = excluded.user_id, capacity = excluded.capacity,
+          in_flight = excluded.in_flight, version = excluded.version, last_heartbeat_at = now()`;
+        return {};
+      },
+    ),
+
+    listRunners: unary(edge, "ListRunners", rules.ListRunners, async () => {
+      const rows = await deps.sql<
+        {
+          name: string;
+          capacity: number;
+          in_flight: number;
+          version: string;
+          registered_at: Date;
+          last_heartbeat_at: Date;
+          alive: boolean;
+        }[]
+      >`select *, last_heartbeat_at > now() - interval '30 seconds' as alive from runners order by name`;
+      return {
+        runners: rows.map((r) => ({
+          name: r.name,
+          capacity: r.capacity,
+          inFlight: r.in_flight,
+          version: r.version,
+          registeredAt: r.registered_at,
+          lastHeartbeatAt: r.last_heartbeat_at,
+          alive: r.alive,
+        })),
+      };
+    }),
 
     completeExecution: unary(edge, "CompleteExecution", rules.CompleteExecution, async (req) => {
       const status = statusFromProto(req.status);

@@ -19,6 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Struct, Value } from "../../google/protobuf/struct.js";
+import { Timestamp } from "../../google/protobuf/timestamp.js";
 import {
   Checkpoint,
   ExecutionError,
@@ -106,6 +107,37 @@ export interface CompleteExecutionRequest {
 }
 
 export interface CompleteExecutionResponse {
+}
+
+export interface RunnerHeartbeatRequest {
+  runnerName: string;
+  /** Executions it runs at once, and how many it is running now. */
+  capacity: number;
+  inFlight: number;
+  version: string;
+}
+
+export interface RunnerHeartbeatResponse {
+}
+
+export interface ListRunnersRequest {
+}
+
+export interface Runner {
+  name: string;
+  capacity: number;
+  inFlight: number;
+  version: string;
+  registeredAt?: Date | undefined;
+  lastHeartbeatAt?:
+    | Date
+    | undefined;
+  /** A heartbeat arrived within the last 30 seconds. */
+  alive: boolean;
+}
+
+export interface ListRunnersResponse {
+  runners: Runner[];
 }
 
 function createBaseClaimExecutionRequest(): ClaimExecutionRequest {
@@ -1457,6 +1489,489 @@ export const CompleteExecutionResponse: MessageFns<CompleteExecutionResponse> = 
   },
 };
 
+function createBaseRunnerHeartbeatRequest(): RunnerHeartbeatRequest {
+  return { runnerName: "", capacity: 0, inFlight: 0, version: "" };
+}
+
+export const RunnerHeartbeatRequest: MessageFns<RunnerHeartbeatRequest> = {
+  encode(message: RunnerHeartbeatRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runnerName !== "") {
+      writer.uint32(10).string(message.runnerName);
+    }
+    if (message.capacity !== 0) {
+      writer.uint32(16).int32(message.capacity);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(24).int32(message.inFlight);
+    }
+    if (message.version !== "") {
+      writer.uint32(34).string(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunnerHeartbeatRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunnerHeartbeatRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runnerName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.capacity = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.inFlight = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunnerHeartbeatRequest {
+    return {
+      runnerName: isSet(object.runnerName)
+        ? globalThis.String(object.runnerName)
+        : isSet(object.runner_name)
+        ? globalThis.String(object.runner_name)
+        : "",
+      capacity: isSet(object.capacity) ? globalThis.Number(object.capacity) : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+    };
+  },
+
+  toJSON(message: RunnerHeartbeatRequest): unknown {
+    const obj: any = {};
+    if (message.runnerName !== "") {
+      obj.runnerName = message.runnerName;
+    }
+    if (message.capacity !== 0) {
+      obj.capacity = Math.round(message.capacity);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RunnerHeartbeatRequest>): RunnerHeartbeatRequest {
+    return RunnerHeartbeatRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RunnerHeartbeatRequest>): RunnerHeartbeatRequest {
+    const message = createBaseRunnerHeartbeatRequest();
+    message.runnerName = object.runnerName ?? "";
+    message.capacity = object.capacity ?? 0;
+    message.inFlight = object.inFlight ?? 0;
+    message.version = object.version ?? "";
+    return message;
+  },
+};
+
+function createBaseRunnerHeartbeatResponse(): RunnerHeartbeatResponse {
+  return {};
+}
+
+export const RunnerHeartbeatResponse: MessageFns<RunnerHeartbeatResponse> = {
+  encode(_: RunnerHeartbeatResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunnerHeartbeatResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunnerHeartbeatResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RunnerHeartbeatResponse {
+    return {};
+  },
+
+  toJSON(_: RunnerHeartbeatResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<RunnerHeartbeatResponse>): RunnerHeartbeatResponse {
+    return RunnerHeartbeatResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<RunnerHeartbeatResponse>): RunnerHeartbeatResponse {
+    const message = createBaseRunnerHeartbeatResponse();
+    return message;
+  },
+};
+
+function createBaseListRunnersRequest(): ListRunnersRequest {
+  return {};
+}
+
+export const ListRunnersRequest: MessageFns<ListRunnersRequest> = {
+  encode(_: ListRunnersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRunnersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRunnersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListRunnersRequest {
+    return {};
+  },
+
+  toJSON(_: ListRunnersRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListRunnersRequest>): ListRunnersRequest {
+    return ListRunnersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ListRunnersRequest>): ListRunnersRequest {
+    const message = createBaseListRunnersRequest();
+    return message;
+  },
+};
+
+function createBaseRunner(): Runner {
+  return {
+    name: "",
+    capacity: 0,
+    inFlight: 0,
+    version: "",
+    registeredAt: undefined,
+    lastHeartbeatAt: undefined,
+    alive: false,
+  };
+}
+
+export const Runner: MessageFns<Runner> = {
+  encode(message: Runner, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.capacity !== 0) {
+      writer.uint32(16).int32(message.capacity);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(24).int32(message.inFlight);
+    }
+    if (message.version !== "") {
+      writer.uint32(34).string(message.version);
+    }
+    if (message.registeredAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.registeredAt), writer.uint32(42).fork()).join();
+    }
+    if (message.lastHeartbeatAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastHeartbeatAt), writer.uint32(50).fork()).join();
+    }
+    if (message.alive !== false) {
+      writer.uint32(56).bool(message.alive);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Runner {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunner();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.capacity = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.inFlight = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.registeredAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lastHeartbeatAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.alive = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Runner {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      capacity: isSet(object.capacity) ? globalThis.Number(object.capacity) : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      registeredAt: isSet(object.registeredAt)
+        ? fromJsonTimestamp(object.registeredAt)
+        : isSet(object.registered_at)
+        ? fromJsonTimestamp(object.registered_at)
+        : undefined,
+      lastHeartbeatAt: isSet(object.lastHeartbeatAt)
+        ? fromJsonTimestamp(object.lastHeartbeatAt)
+        : isSet(object.last_heartbeat_at)
+        ? fromJsonTimestamp(object.last_heartbeat_at)
+        : undefined,
+      alive: isSet(object.alive) ? globalThis.Boolean(object.alive) : false,
+    };
+  },
+
+  toJSON(message: Runner): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.capacity !== 0) {
+      obj.capacity = Math.round(message.capacity);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.registeredAt !== undefined) {
+      obj.registeredAt = message.registeredAt.toISOString();
+    }
+    if (message.lastHeartbeatAt !== undefined) {
+      obj.lastHeartbeatAt = message.lastHeartbeatAt.toISOString();
+    }
+    if (message.alive !== false) {
+      obj.alive = message.alive;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Runner>): Runner {
+    return Runner.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Runner>): Runner {
+    const message = createBaseRunner();
+    message.name = object.name ?? "";
+    message.capacity = object.capacity ?? 0;
+    message.inFlight = object.inFlight ?? 0;
+    message.version = object.version ?? "";
+    message.registeredAt = object.registeredAt ?? undefined;
+    message.lastHeartbeatAt = object.lastHeartbeatAt ?? undefined;
+    message.alive = object.alive ?? false;
+    return message;
+  },
+};
+
+function createBaseListRunnersResponse(): ListRunnersResponse {
+  return { runners: [] };
+}
+
+export const ListRunnersResponse: MessageFns<ListRunnersResponse> = {
+  encode(message: ListRunnersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.runners) {
+      Runner.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRunnersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRunnersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runners.push(Runner.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRunnersResponse {
+    return {
+      runners: globalThis.Array.isArray(object?.runners) ? object.runners.map((e: any) => Runner.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListRunnersResponse): unknown {
+    const obj: any = {};
+    if (message.runners?.length) {
+      obj.runners = message.runners.map((e) => Runner.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListRunnersResponse>): ListRunnersResponse {
+    return ListRunnersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRunnersResponse>): ListRunnersResponse {
+    const message = createBaseListRunnersResponse();
+    message.runners = object.runners?.map((e) => Runner.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * RunnerService is how runners take part in executions. Only runner identities may call it;
  * everything after ClaimExecution is authorized by the execution token the claim returns,
@@ -1526,6 +2041,28 @@ export const RunnerServiceService = {
       Buffer.from(CompleteExecutionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CompleteExecutionResponse => CompleteExecutionResponse.decode(value),
   },
+  /** A runner announces itself and its load; the first heartbeat registers it. */
+  runnerHeartbeat: {
+    path: "/bifrost.v1.RunnerService/RunnerHeartbeat" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RunnerHeartbeatRequest): Buffer =>
+      Buffer.from(RunnerHeartbeatRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RunnerHeartbeatRequest => RunnerHeartbeatRequest.decode(value),
+    responseSerialize: (value: RunnerHeartbeatResponse): Buffer =>
+      Buffer.from(RunnerHeartbeatResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RunnerHeartbeatResponse => RunnerHeartbeatResponse.decode(value),
+  },
+  /** For operators (platform admins): every runner, its capacity, load and liveness. */
+  listRunners: {
+    path: "/bifrost.v1.RunnerService/ListRunners" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRunnersRequest): Buffer => Buffer.from(ListRunnersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRunnersRequest => ListRunnersRequest.decode(value),
+    responseSerialize: (value: ListRunnersResponse): Buffer => Buffer.from(ListRunnersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRunnersResponse => ListRunnersResponse.decode(value),
+  },
 } as const;
 
 export interface RunnerServiceServer extends UntypedServiceImplementation {
@@ -1542,6 +2079,10 @@ export interface RunnerServiceServer extends UntypedServiceImplementation {
   reportExecutionEvents: handleUnaryCall<ReportExecutionEventsRequest, ReportExecutionEventsResponse>;
   /** Records the outcome (once: a second completion of the same attempt is ignored). */
   completeExecution: handleUnaryCall<CompleteExecutionRequest, CompleteExecutionResponse>;
+  /** A runner announces itself and its load; the first heartbeat registers it. */
+  runnerHeartbeat: handleUnaryCall<RunnerHeartbeatRequest, RunnerHeartbeatResponse>;
+  /** For operators (platform admins): every runner, its capacity, load and liveness. */
+  listRunners: handleUnaryCall<ListRunnersRequest, ListRunnersResponse>;
 }
 
 export interface RunnerServiceClient extends Client {
@@ -1628,6 +2169,38 @@ export interface RunnerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CompleteExecutionResponse) => void,
   ): ClientUnaryCall;
+  /** A runner announces itself and its load; the first heartbeat registers it. */
+  runnerHeartbeat(
+    request: RunnerHeartbeatRequest,
+    callback: (error: ServiceError | null, response: RunnerHeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  runnerHeartbeat(
+    request: RunnerHeartbeatRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RunnerHeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  runnerHeartbeat(
+    request: RunnerHeartbeatRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RunnerHeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  /** For operators (platform admins): every runner, its capacity, load and liveness. */
+  listRunners(
+    request: ListRunnersRequest,
+    callback: (error: ServiceError | null, response: ListRunnersResponse) => void,
+  ): ClientUnaryCall;
+  listRunners(
+    request: ListRunnersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRunnersResponse) => void,
+  ): ClientUnaryCall;
+  listRunners(
+    request: ListRunnersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRunnersResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const RunnerServiceClient = makeGenericClientConstructor(
@@ -1647,6 +2220,28 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000).toString();
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;
