@@ -22,6 +22,9 @@ export const terminalStatuses: ReadonlySet<ExecutionStatus> = new Set([
   "cancelled",
 ]);
 
+/** Largest params accepted, as JSON bytes: executions carry data, not payloads. */
+export const maxParamsBytes = 256 * 1024;
+
 /** The platform default when a workflow declares no timeout. */
 export const defaultTimeoutSeconds = 300;
 
@@ -128,6 +131,12 @@ export function createExecutionStore(deps: {
       params: Record<string, unknown>,
     ) {
       if (!workflowName) throw invalidArgument("workflow is required");
+      const size = Buffer.byteLength(JSON.stringify(params));
+      if (size > maxParamsBytes) {
+        throw invalidArgument(
+          `params are ${size} bytes of JSON; at most ${maxParamsBytes} bytes are allowed`,
+        );
+      }
       const { workflow } = await deps.workflows.resolve(organizationId, workflowName);
       const checked = validateParams(workflow.metadata.params, params);
       if (!checked.ok) {
