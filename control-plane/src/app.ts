@@ -122,6 +122,7 @@ export async function startControlPlaneServer(deps: {
         executions: stores.executions,
         modules: stores.modules,
         organizations: stores.organizations,
+        config: stores.config,
         sql,
       }),
     },

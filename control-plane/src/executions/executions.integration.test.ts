@@ -71,6 +71,22 @@ export const slow = workflow({ name: "slow", timeoutSeconds: 60 }, () => new Pro
     path: "shared/halopsa.ts",
     content: halopsa("org B"),
   });
+  await root.modules.putModule({
+    scope: globalScope,
+    path: "workflows/probe-net.ts",
+    content: `import { workflow } from "bifrost";
+export const probe = workflow({ name: "probe_net" }, async () => {
+  try { await fetch("https://api.halo.test/"); return "reached"; } catch (e) { return String(e?.message ?? e) + " | " + String(e?.cause?.message ?? ""); }
+});`,
+  });
+  const hosts = (json: string) => ({ kind: { $case: "jsonValue" as const, value: json } });
+  await root.config.setConfig({
+    scope: orgScope(world.orgA.id),
+    key: "network.hosts",
+    value: hosts('["api.halo.test"]'),
+    description: "",
+  });
+
   await root.config.setConfig({
     scope: orgScope(world.orgA.id),
     key: "halo.url",
@@ -247,6 +263,32 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     );
     expect(statuses[statuses.length - 1]).toBe(ExecutionStatus.EXECUTION_STATUS_SUCCEEDED);
     expect(statuses.length).toBeGreaterThanOrEqual(1);
+  });
+
+  test("hosts an organization declares join the sandbox's allow list; an invalid one fails the execution naming it", async () => {
+    const mod = await world
+      .as(world.keys.platformAdmin)
+      .modules.getModule({ scope: globalScope, path: "workflows/probe-net.ts" });
+    expect(mod.module?.discoveryError).toBe("");
+    const a = await start(world.keys.memberA, world.orgA.id, "probe_net", {});
+    expect(a.execution?.status).toBe(ExecutionStatus.EXECUTION_STATUS_SUCCEEDED);
+    expect(String(a.execution?.result)).not.toMatch(/Requires net access|permission denied/i);
+    const c = await start(world.keys.platformAdmin, world.orgC.id, "probe_net", {});
+    expect(String(c.execution?.result)).toMatch(/Requires net access to "api.halo.test/);
+    const root = world.as(world.keys.platformAdmin);
+    const orgD = (await root.organizations.createOrganization({ name: "Org D" })).organization
+      ?.id as string;
+    const localhost = { kind: { $case: "jsonValue" as const, value: '["localhost"]' } };
+    await root.config.setConfig({
+      scope: orgScope(orgD),
+      key: "network.hosts",
+      value: localhost,
+      description: "",
+    });
+    const b = await start(world.keys.platformAdmin, orgD, "probe_net", {});
+    expect(b.execution?.status).toBe(ExecutionStatus.EXECUTION_STATUS_FAILED);
+    expect(b.execution?.error).toMatchObject({ kind: "invalid_network" });
+    expect(b.execution?.error?.message).toMatch(/localhost/);
   });
 
   test("bad params are refused before anything runs, naming the field", async () => {

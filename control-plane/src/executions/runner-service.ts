@@ -4,6 +4,7 @@ import {
   type RunnerServiceServer,
 } from "@bifrost/proto";
 import type { Policy } from "../auth/policy.js";
+import type { ConfigStore } from "../config-store/config-store.js";
 import type { Sql } from "../db/postgres.js";
 import { invalidArgument } from "../errors.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
@@ -15,6 +16,8 @@ import { statusFromProto } from "./execution-service.js";
 import type { ExecutionStore } from "./execution-store.js";
 
 const maxModulesPerCall = 2000;
+/** The config key (JSON array of host names) listing hosts every workflow of an organization may reach. */
+export const organizationHostsKey = "network.hosts";
 const logLevels = new Set(["debug", "info", "warning", "error"]);
 
 /** gRPC handlers of RunnerService: what a runner needs to run an execution, token-scoped. */
@@ -25,6 +28,7 @@ export function createRunnerService(
     executions: ExecutionStore;
     modules: ModuleStore;
     organizations: OrganizationStore;
+    config: ConfigStore;
     sql: Sql;
   },
 ): RunnerServiceServer {
@@ -40,10 +44,17 @@ export function createRunnerService(
       );
       if (!claim) return ClaimExecutionResponse.fromPartial({ claimed: false });
       const { execution, token } = claim;
-      const [organization, view] = await Promise.all([
+      const [organization, view, hosts] = await Promise.all([
         deps.organizations.get(execution.organizationId),
         deps.modules.effectiveView(execution.organizationId),
+        deps.config.resolve(execution.organizationId, organizationHostsKey),
       ]);
+      // Only a JSON array of strings counts; the runner validates each host and fails the
+      // execution naming any it refuses.
+      const declared = hosts?.entry.value.type === "json" ? hosts.entry.value.value : [];
+      const organizationHosts = Array.isArray(declared)
+        ? declared.filter((h): h is string => typeof h === "string")
+        : [];
       const entries = view.entries ?? [];
       return {
         claimed: true,
@@ -59,6 +70,7 @@ export function createRunnerService(
         viewFingerprint: view.fingerprint,
         view: entries.map((e) => ({ path: e.path, contentHash: e.contentHash })),
         importMapJson: JSON.stringify(buildImportMap(entries.map((e) => e.path))),
+        organizationHosts,
       };
     }),
 

@@ -5,6 +5,17 @@ import type { ExecutionServices, LogLevel } from "../channel/sdk-channel.js";
 import type { ControlPlaneClient } from "../control-plane-client.js";
 import type { JobDelivery, JobDisposition } from "../dispatch/job-consumer.js";
 import { type ExecutionOutcome, type ExecutorDeps, executeWorkflow } from "../execute/index.js";
+import { validateNetworkHost } from "../sandbox/network-policy.js";
+
+/** Why a declared host is refused, or undefined when it is fine. */
+function hostProblem(host: string): string | undefined {
+  try {
+    validateNetworkHost(host);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
 
 /** Logs a runner emits about itself (never workflow output). */
 export interface RunnerLog {
@@ -137,6 +148,24 @@ export function createJobHandler(deps: {
 
     let outcome: ExecutionOutcome;
     try {
+      // A host the runner refuses is the configuration's fault, not the runner's: fail the
+      // execution naming it instead of retrying on another runner.
+      const refused = [...claim.network, ...claim.organizationHosts].map(hostProblem).find(Boolean);
+      if (refused) {
+        await client.completeExecution({
+          executionToken: token,
+          status: ExecutionStatus.EXECUTION_STATUS_FAILED,
+          result: undefined,
+          error: {
+            name: "NetworkPolicyError",
+            message: refused,
+            stack: "",
+            kind: "invalid_network",
+            retryable: false,
+          },
+        });
+        return { kind: "ack" };
+      }
       outcome = await executeWorkflow(
         executor,
         {
@@ -152,7 +181,7 @@ export function createJobHandler(deps: {
           params: claim.params ?? {},
           view: { fingerprint: claim.viewFingerprint, entries: claim.view },
           importMap: JSON.parse(claim.importMapJson) as { imports: Record<string, string> },
-          organizationHosts: [],
+          organizationHosts: claim.organizationHosts,
           token,
         },
         services,

@@ -59,6 +59,11 @@ export interface ClaimExecutionResponse {
   viewFingerprint: string;
   view: ViewEntry[];
   importMapJson: string;
+  /**
+   * Hosts the organization lets every workflow reach (config key "network.hosts", a JSON
+   * array of host names, with the cascade), added to the workflow's own list.
+   */
+  organizationHosts: string[];
 }
 
 export interface GetExecutionModulesRequest {
@@ -353,6 +358,7 @@ function createBaseClaimExecutionResponse(): ClaimExecutionResponse {
     viewFingerprint: "",
     view: [],
     importMapJson: "",
+    organizationHosts: [],
   };
 }
 
@@ -396,6 +402,9 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     }
     if (message.importMapJson !== "") {
       writer.uint32(106).string(message.importMapJson);
+    }
+    for (const v of message.organizationHosts) {
+      writer.uint32(114).string(v!);
     }
     return writer;
   },
@@ -517,6 +526,14 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
             message.importMapJson = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.organizationHosts.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -580,6 +597,11 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
         : isSet(object.import_map_json)
         ? globalThis.String(object.import_map_json)
         : "",
+      organizationHosts: globalThis.Array.isArray(object?.organizationHosts)
+        ? object.organizationHosts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.organization_hosts)
+        ? object.organization_hosts.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -624,6 +646,9 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     if (message.importMapJson !== "") {
       obj.importMapJson = message.importMapJson;
     }
+    if (message.organizationHosts?.length) {
+      obj.organizationHosts = message.organizationHosts;
+    }
     return obj;
   },
 
@@ -645,6 +670,7 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     message.viewFingerprint = object.viewFingerprint ?? "";
     message.view = object.view?.map((e) => ViewEntry.fromPartial(e)) || [];
     message.importMapJson = object.importMapJson ?? "";
+    message.organizationHosts = object.organizationHosts?.map((e) => e) || [];
     return message;
   },
 };
