@@ -14,6 +14,7 @@ export {
   createChannelServer,
   type StartInfo,
 } from "./channel-server.js";
+export { deniedIPv4Ranges, deniedIPv6Literals } from "./denied-networks.js";
 export { resolveDenoBinary } from "./deno-binary.js";
 export {
   discoverEntrySource,

@@ -12,20 +12,9 @@ import { type ChannelServerOptions, createChannelServer } from "./channel-server
  * the developer trusts). Used by bifrost-local and the SDK's integration tests.
  */
 
-/** Addresses a workflow never reaches, as the platform denies them (research/deno-sandbox.md). */
-export const deniedNetworks = [
-  "0.0.0.0/8",
-  "10.0.0.0/8",
-  "100.64.0.0/10",
-  "127.0.0.0/8",
-  "169.254.0.0/16",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-  "198.18.0.0/15",
-  "224.0.0.0/4",
-  "[::]",
-  "[::1]",
-];
+import { deniedNetworks } from "./denied-networks.js";
+
+export { deniedNetworks };
 
 export interface DenoRunOptions extends Omit<ChannelServerOptions, "path" | "token"> {
   /** The native Deno executable (resolveDenoBinary()). */
