@@ -139,6 +139,8 @@ export {
   GetExecutionModulesRequest,
   GetExecutionModulesResponse,
   GetExecutionModulesResponse_ContentsEntry,
+  GetExecutionViewRequest,
+  GetExecutionViewResponse,
   ListRunnersRequest,
   ListRunnersResponse,
   ReportExecutionEventsRequest,

@@ -19,6 +19,7 @@ type Call<M> = M extends Unary<infer R, infer S> ? (request: R) => Promise<S> : 
 /** The RunnerService calls a runner makes, authenticated with its runner API key. */
 export interface ControlPlaneClient {
   claimExecution: Call<RunnerServiceClient["claimExecution"]>;
+  getExecutionView: Call<RunnerServiceClient["getExecutionView"]>;
   getExecutionModules: Call<RunnerServiceClient["getExecutionModules"]>;
   executionCall: Call<RunnerServiceClient["executionCall"]>;
   reportExecutionEvents: Call<RunnerServiceClient["reportExecutionEvents"]>;
@@ -49,6 +50,7 @@ export function connectControlPlane(address: string, apiKey: string): ControlPla
       });
   return {
     claimExecution: call(client.claimExecution),
+    getExecutionView: call(client.getExecutionView),
     getExecutionModules: call(client.getExecutionModules),
     executionCall: call(client.executionCall),
     reportExecutionEvents: call(client.reportExecutionEvents),

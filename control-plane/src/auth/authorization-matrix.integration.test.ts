@@ -173,6 +173,7 @@ const matrix: PerRpc<Row> = {
   // executions.integration.test.ts).
   RunnerService: {
     ClaimExecution:        row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
+    GetExecutionView:      row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
     GetExecutionModules:   row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
     ExecutionCall:         row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
     ReportExecutionEvents: row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
@@ -529,6 +530,9 @@ const builders: PerRpc<Build> = {
         attempt: 1,
         runnerName: "matrix",
       }),
+    ),
+    GetExecutionView: plain((_api, { caller }) =>
+      runnerClient(caller).getExecutionView({ executionToken: "t" }),
     ),
     GetExecutionModules: plain((_api, { caller }) =>
       runnerClient(caller).getExecutionModules({ executionToken: "t", contentHashes: [] }),

@@ -189,6 +189,7 @@ export function createPolicy(identity: IdentityStore, lookups: PolicyLookups): P
     // Runner identities only; every call after the claim also needs the execution's token.
     RunnerService: {
       ClaimExecution: (_r, p) => requireRunner(p),
+      GetExecutionView: (_r, p) => requireRunner(p),
       GetExecutionModules: (_r, p) => requireRunner(p),
       ExecutionCall: (_r, p) => requireRunner(p),
       ReportExecutionEvents: (_r, p) => requireRunner(p),

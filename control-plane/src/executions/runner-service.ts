@@ -44,9 +44,9 @@ export function createRunnerService(
       );
       if (!claim) return ClaimExecutionResponse.fromPartial({ claimed: false });
       const { execution, token } = claim;
-      const [organization, view, hosts] = await Promise.all([
+      const [organization, tree, hosts] = await Promise.all([
         deps.organizations.get(execution.organizationId),
-        deps.modules.effectiveView(execution.organizationId),
+        deps.modules.importMap(execution.organizationId),
         deps.config.resolve(execution.organizationId, organizationHostsKey),
       ]);
       // Only a JSON array of strings counts; the runner validates each host and fails the
@@ -55,7 +55,6 @@ export function createRunnerService(
       const organizationHosts = Array.isArray(declared)
         ? declared.filter((h): h is string => typeof h === "string")
         : [];
-      const entries = view.entries ?? [];
       return {
         claimed: true,
         executionToken: token,
@@ -67,10 +66,20 @@ export function createRunnerService(
         network: execution.network,
         timeoutSeconds: execution.timeoutSeconds,
         params: execution.params,
-        viewFingerprint: view.fingerprint,
-        view: entries.map((e) => ({ path: e.path, contentHash: e.contentHash })),
-        importMapJson: JSON.stringify(buildImportMap(entries.map((e) => e.path))),
+        viewFingerprint: tree.fingerprint,
+        importMapJson: JSON.stringify(tree.importMap),
         organizationHosts,
+      };
+    }),
+
+    getExecutionView: unary(edge, "GetExecutionView", rules.GetExecutionView, async (req) => {
+      const execution = await executions.byToken(req.executionToken);
+      const view = await deps.modules.effectiveView(execution.organizationId);
+      const entries = view.entries ?? [];
+      return {
+        fingerprint: view.fingerprint,
+        entries: entries.map((e) => ({ path: e.path, contentHash: e.contentHash })),
+        importMapJson: JSON.stringify(buildImportMap(entries.map((e) => e.path))),
       };
     }),
 

@@ -9,7 +9,6 @@ import {
 import { provenanceToProto } from "../grpc/provenance.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
 import { parseUuid, scopeFromProto, scopeToProto } from "../scope.js";
-import { buildImportMap } from "./import-map.js";
 import type { ModuleRecord, ModuleStore } from "./module-store.js";
 
 const listPage = { default: 100, max: 1000 };
@@ -119,9 +118,10 @@ export function createModuleService(
     }),
 
     getImportMap: unary(edge, "GetImportMap", rules.GetImportMap, async (req) => {
-      const view = await modules.effectiveView(parseUuid(req.organizationId, "organization_id"));
-      const importMap = buildImportMap((view.entries ?? []).map((e) => e.path));
-      return { importMapJson: JSON.stringify(importMap), fingerprint: view.fingerprint };
+      const { fingerprint, importMap } = await modules.importMap(
+        parseUuid(req.organizationId, "organization_id"),
+      );
+      return { importMapJson: JSON.stringify(importMap), fingerprint };
     }),
   };
 }

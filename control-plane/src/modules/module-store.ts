@@ -12,6 +12,7 @@ import {
   scopeOfRow,
   scopeOrganizationId,
 } from "../scope.js";
+import { buildImportMap, type ImportMap } from "./import-map.js";
 import type { CachedPointer, ModuleCache } from "./module-cache.js";
 import { validateModulePath, validatePathPrefix } from "./module-path.js";
 import {
@@ -36,6 +37,9 @@ export interface ModuleRecord {
   /** Discovery state, where the read included it (exact-scope reads and listings). */
   discovery?: { status: DiscoveryStatus; error: string | null };
 }
+
+/** Import maps kept in memory (one per organization, most recently used). */
+const maxCachedImportMaps = 10_000;
 
 /** Where discovery of a module stands. */
 export type DiscoveryStatus = "pending" | "ok" | "failed" | "skipped";
@@ -81,6 +85,12 @@ export interface ModuleStore {
     options: { prefix: string; after: string; limit: number },
   ): Promise<Array<{ module: ModuleRecord; provenance: Provenance }>>;
   effectiveView(organizationId: string, knownFingerprint?: string): Promise<EffectiveView>;
+  /**
+   * The organization's import map and the fingerprint it was built from. Kept per
+   * organization and reused while the fingerprint is unchanged, so the check costs two rows
+   * and the entries are only read again after the organization's effective code changed.
+   */
+  importMap(organizationId: string): Promise<{ fingerprint: string; importMap: ImportMap }>;
   /** The global scope's own tree (what global modules see when they are discovered). */
   globalView(): Promise<{ fingerprint: string; entries: EffectiveEntry[] }>;
   /** Module contents by hash, restricted to rows the scope's tree can hold. */
@@ -167,6 +177,7 @@ export function createModuleStore(deps: {
   maxModuleBytes: number;
 }): ModuleStore {
   const { sql, cache, log, maxModuleBytes } = deps;
+  const importMaps = new Map<string, { fingerprint: string; importMap: ImportMap }>();
 
   // Cache writes happen after commit. A failure there must not fail the request: the
   // revision check and the TTL bound any staleness, and Postgres stays the truth.
@@ -476,6 +487,22 @@ export function createModuleStore(deps: {
         }));
         return { fingerprint, entries };
       });
+    },
+
+    async importMap(organizationId) {
+      const known = importMaps.get(organizationId);
+      const view = await this.effectiveView(organizationId, known?.fingerprint);
+      if (view.entries === undefined && known) return known;
+      const built = {
+        fingerprint: view.fingerprint,
+        importMap: buildImportMap((view.entries ?? []).map((e) => e.path)),
+      };
+      // Bounded: the oldest organization's map goes first (Map keeps insertion order).
+      importMaps.delete(organizationId);
+      importMaps.set(organizationId, built);
+      if (importMaps.size > maxCachedImportMaps)
+        importMaps.delete(importMaps.keys().next().value as string);
+      return built;
     },
 
     async globalView() {

@@ -374,3 +374,22 @@ test("module content hash is the SHA-256 of the content and size is its UTF-8 by
   );
   expect((module as Module).sizeBytes).toBe("22");
 });
+
+test("the import map follows module writes at once, per organization", async () => {
+  const a = world.as(world.keys.adminA);
+  const map = async (key: string, organizationId: string) =>
+    JSON.parse((await world.as(key).modules.getImportMap({ organizationId })).importMapJson)
+      .imports as Record<string, string>;
+  expect(await map(world.keys.adminA, world.orgA.id)).not.toHaveProperty("clients/");
+  await a.modules.putModule({
+    scope: orgScope(world.orgA.id),
+    path: "clients/contoso.ts",
+    content: "export {};",
+  });
+  expect((await map(world.keys.adminA, world.orgA.id))["clients/"]).toBe(
+    "file:///workspace/clients/",
+  );
+  expect(await map(world.keys.adminB, world.orgB.id)).not.toHaveProperty("clients/");
+  await a.modules.deleteModule({ scope: orgScope(world.orgA.id), path: "clients/contoso.ts" });
+  expect(await map(world.keys.adminA, world.orgA.id)).not.toHaveProperty("clients/");
+});

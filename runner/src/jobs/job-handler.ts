@@ -59,11 +59,17 @@ export function createJobHandler(deps: {
     const log = { executionId: job.executionId, organizationId: claim.organizationId, attempt };
     deps.log.info(log, "execution claimed");
 
-    // Content by hash: fetched only when this fingerprint's tree is not on disk yet.
+    // The tree's entries and contents are fetched only when this fingerprint's tree is not on
+    // disk yet; an existing tree is reused as it is.
     const contents = new Map<string, string>();
-    const treeDir = join(deps.executor.trees.root, claim.organizationId, claim.viewFingerprint);
-    if (!existsSync(treeDir)) {
-      const hashes = [...new Set(claim.view.map((e) => e.contentHash))];
+    let tree = {
+      fingerprint: claim.viewFingerprint,
+      entries: [] as Array<{ path: string; contentHash: string }>,
+      importMapJson: claim.importMapJson,
+    };
+    if (!existsSync(join(deps.executor.trees.root, claim.organizationId, claim.viewFingerprint))) {
+      tree = await client.getExecutionView({ executionToken: token });
+      const hashes = [...new Set(tree.entries.map((e) => e.contentHash))];
       for (let i = 0; i < hashes.length; i += modulesPerCall) {
         const batch = await client.getExecutionModules({
           executionToken: token,
@@ -179,8 +185,8 @@ export function createJobHandler(deps: {
             timeoutSeconds: claim.timeoutSeconds,
           },
           params: claim.params ?? {},
-          view: { fingerprint: claim.viewFingerprint, entries: claim.view },
-          importMap: JSON.parse(claim.importMapJson) as { imports: Record<string, string> },
+          view: { fingerprint: tree.fingerprint, entries: tree.entries },
+          importMap: JSON.parse(tree.importMapJson) as { imports: Record<string, string> },
           organizationHosts: claim.organizationHosts,
           token,
         },

@@ -55,15 +55,34 @@ export interface ClaimExecutionResponse {
   modulePath: string;
   network: string[];
   timeoutSeconds: number;
-  params?: { [key: string]: any } | undefined;
+  params?:
+    | { [key: string]: any }
+    | undefined;
+  /**
+   * The organization's effective tree as of the claim; the runner fetches its entries with
+   * GetExecutionView only when it has no tree of this fingerprint yet.
+   */
   viewFingerprint: string;
-  view: ViewEntry[];
   importMapJson: string;
   /**
    * Hosts the organization lets every workflow reach (config key "network.hosts", a JSON
    * array of host names, with the cascade), added to the workflow's own list.
    */
   organizationHosts: string[];
+}
+
+export interface GetExecutionViewRequest {
+  executionToken: string;
+}
+
+/**
+ * One snapshot: the entries, their fingerprint and the import map built from them (which
+ * may be newer than the claim's if modules changed in between).
+ */
+export interface GetExecutionViewResponse {
+  fingerprint: string;
+  entries: ViewEntry[];
+  importMapJson: string;
 }
 
 export interface GetExecutionModulesRequest {
@@ -356,7 +375,6 @@ function createBaseClaimExecutionResponse(): ClaimExecutionResponse {
     timeoutSeconds: 0,
     params: undefined,
     viewFingerprint: "",
-    view: [],
     importMapJson: "",
     organizationHosts: [],
   };
@@ -396,9 +414,6 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     }
     if (message.viewFingerprint !== "") {
       writer.uint32(90).string(message.viewFingerprint);
-    }
-    for (const v of message.view) {
-      ViewEntry.encode(v!, writer.uint32(98).fork()).join();
     }
     if (message.importMapJson !== "") {
       writer.uint32(106).string(message.importMapJson);
@@ -510,14 +525,6 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
             message.viewFingerprint = reader.string();
             continue;
           }
-          case 12: {
-            if (tag !== 98) {
-              break;
-            }
-
-            message.view.push(ViewEntry.decode(reader, reader.uint32()));
-            continue;
-          }
           case 13: {
             if (tag !== 106) {
               break;
@@ -589,9 +596,6 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
         : isSet(object.view_fingerprint)
         ? globalThis.String(object.view_fingerprint)
         : "",
-      view: globalThis.Array.isArray(object?.view)
-        ? object.view.map((e: any) => ViewEntry.fromJSON(e))
-        : [],
       importMapJson: isSet(object.importMapJson)
         ? globalThis.String(object.importMapJson)
         : isSet(object.import_map_json)
@@ -640,9 +644,6 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     if (message.viewFingerprint !== "") {
       obj.viewFingerprint = message.viewFingerprint;
     }
-    if (message.view?.length) {
-      obj.view = message.view.map((e) => ViewEntry.toJSON(e));
-    }
     if (message.importMapJson !== "") {
       obj.importMapJson = message.importMapJson;
     }
@@ -668,9 +669,186 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     message.timeoutSeconds = object.timeoutSeconds ?? 0;
     message.params = object.params ?? undefined;
     message.viewFingerprint = object.viewFingerprint ?? "";
-    message.view = object.view?.map((e) => ViewEntry.fromPartial(e)) || [];
     message.importMapJson = object.importMapJson ?? "";
     message.organizationHosts = object.organizationHosts?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGetExecutionViewRequest(): GetExecutionViewRequest {
+  return { executionToken: "" };
+}
+
+export const GetExecutionViewRequest: MessageFns<GetExecutionViewRequest> = {
+  encode(message: GetExecutionViewRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.executionToken !== "") {
+      writer.uint32(10).string(message.executionToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetExecutionViewRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetExecutionViewRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.executionToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetExecutionViewRequest {
+    return {
+      executionToken: isSet(object.executionToken)
+        ? globalThis.String(object.executionToken)
+        : isSet(object.execution_token)
+        ? globalThis.String(object.execution_token)
+        : "",
+    };
+  },
+
+  toJSON(message: GetExecutionViewRequest): unknown {
+    const obj: any = {};
+    if (message.executionToken !== "") {
+      obj.executionToken = message.executionToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetExecutionViewRequest>): GetExecutionViewRequest {
+    return GetExecutionViewRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetExecutionViewRequest>): GetExecutionViewRequest {
+    const message = createBaseGetExecutionViewRequest();
+    message.executionToken = object.executionToken ?? "";
+    return message;
+  },
+};
+
+function createBaseGetExecutionViewResponse(): GetExecutionViewResponse {
+  return { fingerprint: "", entries: [], importMapJson: "" };
+}
+
+export const GetExecutionViewResponse: MessageFns<GetExecutionViewResponse> = {
+  encode(message: GetExecutionViewResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fingerprint !== "") {
+      writer.uint32(10).string(message.fingerprint);
+    }
+    for (const v of message.entries) {
+      ViewEntry.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.importMapJson !== "") {
+      writer.uint32(26).string(message.importMapJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetExecutionViewResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetExecutionViewResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fingerprint = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.entries.push(ViewEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.importMapJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetExecutionViewResponse {
+    return {
+      fingerprint: isSet(object.fingerprint) ? globalThis.String(object.fingerprint) : "",
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => ViewEntry.fromJSON(e)) : [],
+      importMapJson: isSet(object.importMapJson)
+        ? globalThis.String(object.importMapJson)
+        : isSet(object.import_map_json)
+        ? globalThis.String(object.import_map_json)
+        : "",
+    };
+  },
+
+  toJSON(message: GetExecutionViewResponse): unknown {
+    const obj: any = {};
+    if (message.fingerprint !== "") {
+      obj.fingerprint = message.fingerprint;
+    }
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => ViewEntry.toJSON(e));
+    }
+    if (message.importMapJson !== "") {
+      obj.importMapJson = message.importMapJson;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetExecutionViewResponse>): GetExecutionViewResponse {
+    return GetExecutionViewResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetExecutionViewResponse>): GetExecutionViewResponse {
+    const message = createBaseGetExecutionViewResponse();
+    message.fingerprint = object.fingerprint ?? "";
+    message.entries = object.entries?.map((e) => ViewEntry.fromPartial(e)) || [];
+    message.importMapJson = object.importMapJson ?? "";
     return message;
   },
 };
@@ -2020,6 +2198,21 @@ export const RunnerServiceService = {
       Buffer.from(ClaimExecutionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ClaimExecutionResponse => ClaimExecutionResponse.decode(value),
   },
+  /**
+   * The execution's effective tree (path → content hash), for a runner that has not yet
+   * materialized the claim's view fingerprint.
+   */
+  getExecutionView: {
+    path: "/bifrost.v1.RunnerService/GetExecutionView" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetExecutionViewRequest): Buffer =>
+      Buffer.from(GetExecutionViewRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetExecutionViewRequest => GetExecutionViewRequest.decode(value),
+    responseSerialize: (value: GetExecutionViewResponse): Buffer =>
+      Buffer.from(GetExecutionViewResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetExecutionViewResponse => GetExecutionViewResponse.decode(value),
+  },
   /** Module contents by hash, limited to the execution's organization tree. */
   getExecutionModules: {
     path: "/bifrost.v1.RunnerService/GetExecutionModules" as const,
@@ -2097,6 +2290,11 @@ export interface RunnerServiceServer extends UntypedServiceImplementation {
    * needs. claimed = false when it already ended (the runner then just acknowledges the job).
    */
   claimExecution: handleUnaryCall<ClaimExecutionRequest, ClaimExecutionResponse>;
+  /**
+   * The execution's effective tree (path → content hash), for a runner that has not yet
+   * materialized the claim's view fingerprint.
+   */
+  getExecutionView: handleUnaryCall<GetExecutionViewRequest, GetExecutionViewResponse>;
   /** Module contents by hash, limited to the execution's organization tree. */
   getExecutionModules: handleUnaryCall<GetExecutionModulesRequest, GetExecutionModulesResponse>;
   /** The SDK's config.get / secrets.get / variables.get / variables.set, for the execution. */
@@ -2130,6 +2328,25 @@ export interface RunnerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ClaimExecutionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The execution's effective tree (path → content hash), for a runner that has not yet
+   * materialized the claim's view fingerprint.
+   */
+  getExecutionView(
+    request: GetExecutionViewRequest,
+    callback: (error: ServiceError | null, response: GetExecutionViewResponse) => void,
+  ): ClientUnaryCall;
+  getExecutionView(
+    request: GetExecutionViewRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetExecutionViewResponse) => void,
+  ): ClientUnaryCall;
+  getExecutionView(
+    request: GetExecutionViewRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetExecutionViewResponse) => void,
   ): ClientUnaryCall;
   /** Module contents by hash, limited to the execution's organization tree. */
   getExecutionModules(
