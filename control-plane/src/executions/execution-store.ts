@@ -285,7 +285,7 @@ export function createExecutionStore(deps: {
       method: string,
       name: string,
       value: unknown,
-    ): Promise<{ found: boolean; value?: unknown }> {
+    ): Promise<{ found: boolean; value?: unknown; secret?: boolean }> {
       const execution = await byToken(token);
       switch (method) {
         case "config.get": {
@@ -294,13 +294,13 @@ export function createExecutionStore(deps: {
           const v = resolved.entry.value;
           if (v.type === "secret_ref") {
             const secret = await deps.secrets.reveal(execution.organizationId, v.value);
-            return secret ? { found: true, value: secret.value } : { found: false };
+            return secret ? { found: true, value: secret.value, secret: true } : { found: false };
           }
           return { found: true, value: v.type === "int" ? Number(v.value) : v.value };
         }
         case "secrets.get": {
           const secret = await deps.secrets.reveal(execution.organizationId, name);
-          return secret ? { found: true, value: secret.value } : { found: false };
+          return secret ? { found: true, value: secret.value, secret: true } : { found: false };
         }
         case "variables.get":
           return name in execution.variables

@@ -48,6 +48,7 @@ export const onboard = workflow(
   async ({ email, seats }, ctx) => {
     const url = await ctx.config.get("halo.url", { default: "none" });
     const token = await ctx.secrets.get("halo.token");
+    ctx.log.info("via config " + (await ctx.config.get("halo.password", { default: "none" })));
     ctx.log.info("onboarding " + email + " with " + token);
     ctx.checkpoint("validated", { email });
     await ctx.variables.set("last", email);
@@ -78,6 +79,13 @@ export const slow = workflow({ name: "slow", timeoutSeconds: 60 }, () => new Pro
 export const probe = workflow({ name: "probe_net" }, async () => {
   try { await fetch("https://api.halo.test/"); return "reached"; } catch (e) { return String(e?.message ?? e) + " | " + String(e?.cause?.message ?? ""); }
 });`,
+  });
+  const secretRef = { kind: { $case: "secretRef" as const, value: "halo.token" } };
+  await root.config.setConfig({
+    scope: orgScope(world.orgA.id),
+    key: "halo.password",
+    value: secretRef,
+    description: "",
   });
   const hosts = (json: string) => ({ kind: { $case: "jsonValue" as const, value: json } });
   await root.config.setConfig({
@@ -216,6 +224,7 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     expect(execution?.logs.map((l) => l.message)).toContain(
       "onboarding logs@a.test with [redacted]",
     );
+    expect(execution?.logs.map((l) => l.message)).toContain("via config [redacted]");
     expect(JSON.stringify(execution)).not.toContain("org-a-secret-token");
     expect(execution?.checkpoints.map((c) => [c.name, c.data])).toEqual([
       ["validated", { email: "logs@a.test" }],

@@ -104,7 +104,7 @@ export function createRunnerService(
 
     executionCall: unary(edge, "ExecutionCall", rules.ExecutionCall, async (req) => {
       const answer = await executions.call(req.executionToken, req.method, req.name, req.value);
-      return { found: answer.found, value: answer.value };
+      return { found: answer.found, value: answer.value, secret: answer.secret === true };
     }),
 
     reportExecutionEvents: unary(

@@ -13,8 +13,11 @@ const checkpoints: unknown[] = [];
 const variables = new Map<string, unknown>();
 
 const services: ExecutionServices = {
-  getConfig: async (key) =>
-    key === "halo.url" ? { found: true, value: "https://a.halo" } : { found: false },
+  getConfig: async (key) => {
+    if (key === "halo.url") return { found: true, value: "https://a.halo" };
+    if (key === "db.password") return { found: true, value: "cfg-secret-value", secret: true };
+    return { found: false };
+  },
   getSecret: async (name) =>
     name === "halo.token" ? { found: true, value: "s3cr3t-token" } : { found: false },
   getVariable: async (name) =>
@@ -182,4 +185,23 @@ test("only one connection per execution is served", async () => {
   first.end();
   await first.closed;
   expect(logs).toEqual([{ level: "info", message: "still here" }]);
+});
+
+test("a config value that is a secret (a secret_ref) is redacted like secrets.get", async () => {
+  const ch = await open();
+  const c = await client(ch.socketPath);
+  c.send({ type: "hello", token: "tok-123" });
+  await c.next();
+  c.send({ type: "call", id: 1, method: "config.get", params: { key: "db.password" } });
+  expect(await c.next()).toEqual({
+    type: "reply",
+    id: 1,
+    result: { found: true, value: "cfg-secret-value" },
+  });
+  c.send({ type: "log", level: "info", message: "password cfg-secret-value" });
+  c.send({ type: "result", value: "cfg-secret-value" });
+  c.end();
+  await c.closed;
+  expect(logs).toEqual([{ level: "info", message: "password [redacted]" }]);
+  expect(ch.completion()).toEqual({ type: "result", value: "[redacted]" });
 });

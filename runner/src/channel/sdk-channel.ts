@@ -7,7 +7,8 @@ import { createRedactor, type Redactor } from "./redactor.js";
 
 /** What an execution may ask of the platform through the SDK (backed by the control plane). */
 export interface ExecutionServices {
-  getConfig(key: string): Promise<{ found: boolean; value?: unknown }>;
+  /** `secret` marks a value that is a secret (a config entry referencing one): it is redacted. */
+  getConfig(key: string): Promise<{ found: boolean; value?: unknown; secret?: boolean }>;
   getSecret(name: string): Promise<{ found: boolean; value?: string }>;
   getVariable(name: string): Promise<{ found: boolean; value?: unknown }>;
   setVariable(name: string, value: unknown): Promise<void>;
@@ -176,8 +177,11 @@ export async function openSdkChannel(options: {
   async function call(method: string, params: Record<string, unknown>): Promise<unknown> {
     const { services } = options;
     switch (method) {
-      case "config.get":
-        return services.getConfig(String(params.key));
+      case "config.get": {
+        const { secret, ...answer } = await services.getConfig(String(params.key));
+        if (secret && typeof answer.value === "string") redactor.add(answer.value);
+        return answer;
+      }
       case "secrets.get": {
         const secret = await services.getSecret(String(params.name));
         if (secret.found && secret.value !== undefined) redactor.add(secret.value);

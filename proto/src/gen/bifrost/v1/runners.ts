@@ -110,7 +110,14 @@ export interface ExecutionCallRequest {
 
 export interface ExecutionCallResponse {
   found: boolean;
-  value?: any | undefined;
+  value?:
+    | any
+    | undefined;
+  /**
+   * The value is a secret (secrets.get, or config.get of a secret_ref): the runner redacts it
+   * from everything the execution outputs.
+   */
+  secret: boolean;
 }
 
 export interface ReportExecutionEventsRequest {
@@ -1254,7 +1261,7 @@ export const ExecutionCallRequest: MessageFns<ExecutionCallRequest> = {
 };
 
 function createBaseExecutionCallResponse(): ExecutionCallResponse {
-  return { found: false, value: undefined };
+  return { found: false, value: undefined, secret: false };
 }
 
 export const ExecutionCallResponse: MessageFns<ExecutionCallResponse> = {
@@ -1264,6 +1271,9 @@ export const ExecutionCallResponse: MessageFns<ExecutionCallResponse> = {
     }
     if (message.value !== undefined) {
       Value.encode(Value.wrap(message.value), writer.uint32(18).fork()).join();
+    }
+    if (message.secret !== false) {
+      writer.uint32(24).bool(message.secret);
     }
     return writer;
   },
@@ -1297,6 +1307,14 @@ export const ExecutionCallResponse: MessageFns<ExecutionCallResponse> = {
             message.value = Value.unwrap(Value.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.secret = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1313,6 +1331,7 @@ export const ExecutionCallResponse: MessageFns<ExecutionCallResponse> = {
     return {
       found: isSet(object.found) ? globalThis.Boolean(object.found) : false,
       value: isSet(object?.value) ? object.value : undefined,
+      secret: isSet(object.secret) ? globalThis.Boolean(object.secret) : false,
     };
   },
 
@@ -1324,6 +1343,9 @@ export const ExecutionCallResponse: MessageFns<ExecutionCallResponse> = {
     if (message.value !== undefined) {
       obj.value = message.value;
     }
+    if (message.secret !== false) {
+      obj.secret = message.secret;
+    }
     return obj;
   },
 
@@ -1334,6 +1356,7 @@ export const ExecutionCallResponse: MessageFns<ExecutionCallResponse> = {
     const message = createBaseExecutionCallResponse();
     message.found = object.found ?? false;
     message.value = object.value === undefined ? undefined : object.value;
+    message.secret = object.secret ?? false;
     return message;
   },
 };
