@@ -5,7 +5,7 @@ import type { ConfigStore } from "../config-store/config-store.js";
 import type { Sql } from "../db/postgres.js";
 import { failedPrecondition, invalidArgument, notFound, unauthenticated } from "../errors.js";
 import type { SecretStore } from "../secrets/secret-store.js";
-import type { WorkflowStore } from "../workflows/workflow-store.js";
+import { validateWorkflowName, type WorkflowStore } from "../workflows/workflow-store.js";
 
 /** Where an execution stands. Terminal: succeeded, failed, timed_out, cancelled. */
 export type ExecutionStatus =
@@ -130,7 +130,7 @@ export function createExecutionStore(deps: {
       workflowName: string,
       params: Record<string, unknown>,
     ) {
-      if (!workflowName) throw invalidArgument("workflow is required");
+      validateWorkflowName(workflowName);
       const size = Buffer.byteLength(JSON.stringify(params));
       if (size > maxParamsBytes) {
         throw invalidArgument(
@@ -196,7 +196,7 @@ export function createExecutionStore(deps: {
       const rows = await sql<(ExecutionRow & { created_text: string })[]>`
         select *, created_at::text as created_text from executions
         where organization_id = ${options.organizationId}
-          and ${options.workflow ? sql`workflow = ${options.workflow}` : sql`true`}
+          and ${options.workflow ? sql`workflow = ${validateWorkflowName(options.workflow)}` : sql`true`}
           and ${options.status ? sql`status = ${options.status}` : sql`true`}
           and ${options.createdAfter ? sql`created_at >= ${options.createdAfter}` : sql`true`}
           and ${options.createdBefore ? sql`created_at < ${options.createdBefore}` : sql`true`}

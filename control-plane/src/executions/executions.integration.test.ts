@@ -315,6 +315,32 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
       start(world.keys.memberA, world.orgA.id, "no_such_workflow", {}),
       status.NOT_FOUND,
     );
+    const oversized = { email: "a@b.co", note: "x".repeat(300_000) };
+    const huge = await expectCode(
+      start(world.keys.memberA, world.orgA.id, "onboard_user", oversized),
+      status.INVALID_ARGUMENT,
+    );
+    expect(huge).toMatch(/params are \d+ bytes of JSON; at most 262144 bytes are allowed/);
+    const nul = await expectCode(
+      start(world.keys.memberA, world.orgA.id, "bad\u0000name", {}),
+      status.INVALID_ARGUMENT,
+    );
+    expect(nul).toBe(
+      'workflow "bad\\u0000name" must be 1–200 characters without control characters',
+    );
+    const api = world.as(world.keys.memberA);
+    await expectCode(
+      api.workflows.getWorkflow({ organizationId: world.orgA.id, name: "" }),
+      status.INVALID_ARGUMENT,
+    );
+    const filter = {
+      organizationId: world.orgA.id,
+      workflow: "x\u0001",
+      status: 0,
+      pageSize: 0,
+      pageToken: "",
+    };
+    await expectCode(api.executions.listExecutions(filter), status.INVALID_ARGUMENT);
     const listed = await world.as(world.keys.memberA).executions.listExecutions({
       organizationId: world.orgA.id,
       workflow: "",

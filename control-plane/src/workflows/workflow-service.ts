@@ -1,6 +1,5 @@
 import type { Workflow as ProtoWorkflow, WorkflowServiceServer } from "@bifrost/proto";
 import type { Policy } from "../auth/policy.js";
-import { invalidArgument } from "../errors.js";
 import { provenanceToProto } from "../grpc/provenance.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
 import { parseUuid, scopeFromProto, scopeToProto } from "../scope.js";
@@ -59,7 +58,6 @@ export function createWorkflowService(
       }),
     ),
     getWorkflow: unary(edge, "GetWorkflow", rules.GetWorkflow, async (req) => {
-      if (!req.name) throw invalidArgument("name is required");
       const { workflow, provenance } = await workflows.resolve(
         parseUuid(req.organizationId, "organization_id"),
         req.name,

@@ -1,7 +1,7 @@
 import type { DataProviderMeta, WorkflowMeta } from "@bifrost/sdk/host";
 import { createCascade, type Provenance } from "../cascade/cascade.js";
 import type { Sql, SqlOrTx } from "../db/postgres.js";
-import { notFound } from "../errors.js";
+import { invalidArgument, notFound } from "../errors.js";
 import { assertOrganizationExists } from "../organizations/organization-store.js";
 import { type Scope, scopeOfRow, scopeOrganizationId } from "../scope.js";
 
@@ -23,6 +23,18 @@ export interface ModuleDiscovery {
   dataProviders: DataProviderMeta[];
   /** Why the module could not be loaded or declared invalid metadata. */
   error?: string;
+}
+
+/** Checks a workflow name given by a client: 1–200 characters, no control characters. */
+export function validateWorkflowName(name: string, field = "workflow"): string {
+  if (!name) throw invalidArgument(`${field} is required`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) {
+    throw invalidArgument(
+      `${field} ${JSON.stringify(name.slice(0, 80))} must be 1–200 characters without control characters`,
+    );
+  }
+  return name;
 }
 
 /** Discovered workflows per scope, read with the cascade (by name). */
@@ -157,7 +169,8 @@ export function createWorkflowStore(sql: Sql): WorkflowStore {
       }));
     },
 
-    async resolve(organizationId, name) {
+    async resolve(organizationId, rawName) {
+      const name = validateWorkflowName(rawName, "name");
       const { winner } = await workflowCascade.resolve(sql, organizationId, name);
       if (!winner) {
         await assertOrganizationExists(sql, organizationId);
