@@ -12,6 +12,7 @@ import { connectPostgres, type Sql } from "../src/db/postgres.js";
 import { lostExecutionError } from "../src/executions/execution-store.js";
 import { createExecutionWaiter } from "../src/executions/execution-waiter.js";
 import { type JobQueue, openJobQueue, watchAbandonedJobs } from "../src/executions/job-queue.js";
+import { createGitSyncer, type GitSyncer } from "../src/git/git-sync.js";
 import type { GrpcServer } from "../src/grpc/server.js";
 import { bootstrapPlatformAdmin } from "../src/identity/bootstrap.js";
 import { createLogger, type Logger } from "../src/log.js";
@@ -37,6 +38,8 @@ export interface BenchControlPlane {
   admin: ApiClients;
   /** Clients sending no credentials (refused before any I/O: a bare gRPC round trip). */
   anonymous: ApiClients;
+  /** Git binding syncs (file:// repositories only), with mirrors in a temporary folder. */
+  gitSyncer: GitSyncer;
   /** Deletes this instance's Redis keys (SCAN + DEL of the prefix); returns how many. */
   flushCache(): Promise<number>;
   /** Stops the server (and dispatch), deletes the Redis keys and drops the database. */
@@ -121,7 +124,7 @@ export async function startBenchControlPlane(
     await closeAll().catch(() => {});
     throw error;
   }
-  const { stores, adminKey, server, sql, dispatch } = started;
+  const { stores, adminKey, server, sql, dispatch, gitSyncer } = started;
   const cache = redis;
   const address = `127.0.0.1:${server.port}`;
   const pool = connectClients(address);
@@ -136,6 +139,7 @@ export async function startBenchControlPlane(
     admin: pool.as(adminKey),
     anonymous: pool.as(undefined),
     ...(dispatch && { dispatch }),
+    gitSyncer,
     flushCache: () => flushPrefix(cache, redisPrefix),
     close: closeAll,
   };
@@ -159,6 +163,7 @@ interface Started {
   adminKey: string;
   server: GrpcServer;
   dispatch: BenchDispatch | undefined;
+  gitSyncer: GitSyncer;
 }
 
 async function startServer(deps: {
@@ -193,11 +198,30 @@ async function startServer(deps: {
   const jobs = deps.natsUrl
     ? await openDispatch(deps.natsUrl, deps.name, sql, stores, log, closers)
     : undefined;
+  const gitWorkDir = await mkdtemp(join(tmpdir(), "bifrost-bench-git-"));
+  closers.push(() => rm(gitWorkDir, { recursive: true, force: true }));
+  const gitRules = { allowedSchemes: ["file" as const], allowPrivateHosts: false };
+  const gitSyncer = createGitSyncer({
+    sql,
+    modules: stores.modules,
+    bindings: stores.gitBindings,
+    syncs: stores.gitSyncs,
+    log,
+    settings: {
+      ...gitRules,
+      workDir: gitWorkDir,
+      timeoutMs: 60_000,
+      maxFiles: 20_000,
+      moduleMaxBytes: 1024 * 1024,
+    },
+    onModulesChanged: () => {},
+  });
   const server = await startControlPlaneServer({
     sql,
     stores,
     log,
     listen: "127.0.0.1:0",
+    git: { syncer: gitSyncer, rules: gitRules, minPollSeconds: 30 },
     queue: jobs?.queue ?? {
       publish: async () => {
         throw new Error("this benchmark's control plane was started without NATS");
@@ -206,7 +230,14 @@ async function startServer(deps: {
     waiter,
   });
   closers.push(() => server.shutdown(1000));
-  return { sql, stores, adminKey: bootstrap.secret, server, dispatch: jobs?.dispatch };
+  return {
+    sql,
+    stores,
+    adminKey: bootstrap.secret,
+    server,
+    dispatch: jobs?.dispatch,
+    gitSyncer,
+  };
 }
 
 /**

@@ -10,6 +10,11 @@ import { createExecutionStore, type ExecutionStore } from "./executions/executio
 import type { ExecutionWaiter } from "./executions/execution-waiter.js";
 import type { JobQueue } from "./executions/job-queue.js";
 import { createRunnerService } from "./executions/runner-service.js";
+import { createGitBindingStore, type GitBindingStore } from "./git/binding-store.js";
+import { createGitBindingService } from "./git/git-binding-service.js";
+import type { GitSyncer } from "./git/git-sync.js";
+import type { RepositoryUrlRules } from "./git/repository-url.js";
+import { createGitSyncStore, type GitSyncStore } from "./git/sync-store.js";
 import { type GrpcServer, startGrpcServer } from "./grpc/server.js";
 import type { EdgeDeps } from "./grpc/unary.js";
 import { createIdentityService } from "./identity/identity-service.js";
@@ -38,6 +43,8 @@ export interface Stores {
   secrets: SecretStore;
   workflows: WorkflowStore;
   executions: ExecutionStore;
+  gitBindings: GitBindingStore;
+  gitSyncs: GitSyncStore;
 }
 
 /** Settings the stores and server need (a subset of Config, so tests can pass their own). */
@@ -72,6 +79,8 @@ export function createStores(deps: {
     secrets,
     workflows,
     executions: createExecutionStore({ sql, workflows, config, secrets }),
+    gitBindings: createGitBindingStore(sql, settings.secretKeyring),
+    gitSyncs: createGitSyncStore(sql),
   };
 }
 
@@ -86,12 +95,16 @@ export async function startControlPlaneServer(deps: {
   /** Where executions are dispatched to runners. */
   queue: JobQueue;
   waiter: ExecutionWaiter;
+  /** Git bindings: the syncer and the rules repository URLs must follow. */
+  git: { syncer: GitSyncer; rules: RepositoryUrlRules; minPollSeconds: number };
 }): Promise<GrpcServer> {
   const { sql, stores, log } = deps;
   const edge: EdgeDeps = { identity: stores.identity, log };
   const policy = createPolicy(stores.identity, {
     executionOrganization: async (id) =>
       (await stores.executions.get(id).catch(() => undefined))?.organizationId,
+    gitBindingScope: async (id) => (await stores.gitBindings.get(id).catch(() => undefined))?.scope,
+    gitSyncScope: async (id) => (await stores.gitSyncs.get(id).catch(() => undefined))?.scope,
   });
   return startGrpcServer(
     {
@@ -124,6 +137,13 @@ export async function startControlPlaneServer(deps: {
         organizations: stores.organizations,
         config: stores.config,
         sql,
+      }),
+      "bifrost.v1.GitBindingService": createGitBindingService(edge, policy, {
+        bindings: stores.gitBindings,
+        syncs: stores.gitSyncs,
+        syncer: deps.git.syncer,
+        rules: deps.git.rules,
+        minPollSeconds: deps.git.minPollSeconds,
       }),
     },
     { listen: deps.listen, log },

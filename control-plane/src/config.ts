@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { z } from "zod";
+import type { GitScheme } from "./git/repository-url.js";
 import { parseSecretKeyring, type SecretKeyring } from "./secrets/secret-cipher.js";
 
 const schema = z.object({
@@ -58,6 +59,29 @@ const schema = z.object({
   BIFROST_JOB_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
   // Working directory for sandbox trees, per-organization Deno caches and job files.
   BIFROST_WORK_DIR: z.string().min(1).default(".bifrost/work"),
+  // host:port of the HTTP listener for git push webhooks (POST /hooks/git/{binding id}).
+  BIFROST_HTTP_LISTEN: z
+    .string()
+    .regex(/^[^\s:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/)
+    .default("127.0.0.1:50080"),
+  // Transports git bindings may use, comma-separated from https, http, ssh, file. file and
+  // http are off by default: file URLs name paths on this host, http is unencrypted.
+  BIFROST_GIT_ALLOWED_SCHEMES: z
+    .string()
+    .regex(
+      /^(https|http|ssh|file)(,(https|http|ssh|file))*$/,
+      "must list https, http, ssh or file, comma-separated",
+    )
+    .default("https,ssh"),
+  // Whether repository hosts may be on loopback, private or link-local networks (SSRF guard).
+  BIFROST_GIT_ALLOW_PRIVATE_HOSTS: z.enum(["true", "false"]).default("false"),
+  // Longest a git process may go without output before it is killed.
+  BIFROST_GIT_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(3600).default(120),
+  // Most files a bound repository's tree may have.
+  BIFROST_GIT_MAX_FILES: z.coerce.number().int().positive().default(20_000),
+  // Shortest poll interval a binding may ask for, and how often due polls are looked for.
+  BIFROST_GIT_MIN_POLL_SECONDS: z.coerce.number().int().min(1).default(30),
+  BIFROST_GIT_POLL_TICK_MS: z.coerce.number().int().min(100).default(5_000),
   // How long in-flight calls may take to finish on SIGTERM before the server is forced down.
   BIFROST_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
 });
@@ -81,6 +105,15 @@ export interface Config {
   natsPrefix: string;
   jobMaxDeliver: number;
   jobAckWaitMs: number;
+  httpListen: string;
+  git: {
+    allowedSchemes: GitScheme[];
+    allowPrivateHosts: boolean;
+    timeoutMs: number;
+    maxFiles: number;
+    minPollSeconds: number;
+    pollTickMs: number;
+  };
 }
 
 /** Raised with every invalid variable listed, so one start shows everything to fix. */
@@ -141,5 +174,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     natsPrefix: vars.BIFROST_NATS_PREFIX,
     jobMaxDeliver: vars.BIFROST_JOB_MAX_DELIVER,
     jobAckWaitMs: vars.BIFROST_JOB_ACK_WAIT_MS,
+    httpListen: vars.BIFROST_HTTP_LISTEN,
+    git: {
+      allowedSchemes: [...new Set(vars.BIFROST_GIT_ALLOWED_SCHEMES.split(",") as GitScheme[])],
+      allowPrivateHosts: vars.BIFROST_GIT_ALLOW_PRIVATE_HOSTS === "true",
+      timeoutMs: vars.BIFROST_GIT_TIMEOUT_SECONDS * 1000,
+      maxFiles: vars.BIFROST_GIT_MAX_FILES,
+      minPollSeconds: vars.BIFROST_GIT_MIN_POLL_SECONDS,
+      pollTickMs: vars.BIFROST_GIT_POLL_TICK_MS,
+    },
   };
 }

@@ -8,6 +8,9 @@ import { connectPostgres } from "./db/postgres.js";
 import { lostExecutionError } from "./executions/execution-store.js";
 import { createExecutionWaiter } from "./executions/execution-waiter.js";
 import { openJobQueue, watchAbandonedJobs } from "./executions/job-queue.js";
+import { startGitPoller } from "./git/git-poller.js";
+import { createGitSyncer } from "./git/git-sync.js";
+import { startWebhookServer } from "./git/webhook-server.js";
 import { bootstrapPlatformAdmin, bootstrapRunnerKey } from "./identity/bootstrap.js";
 import { createLogger } from "./log.js";
 import { connectNats } from "./nats.js";
@@ -96,6 +99,15 @@ try {
       .catch((error: unknown) => log.error({ err: error }, "reconciling executions failed"));
   }, 60_000);
 
+  const gitSyncer = createGitSyncer({
+    sql,
+    modules: stores.modules,
+    bindings: stores.gitBindings,
+    syncs: stores.gitSyncs,
+    log: log.child({ component: "git" }),
+    settings: { ...config.git, workDir: config.workDir, moduleMaxBytes: config.moduleMaxBytes },
+    onModulesChanged: () => discovery.notify(),
+  });
   const server = await startControlPlaneServer({
     sql,
     stores,
@@ -104,6 +116,20 @@ try {
     onModulesChanged: () => discovery.notify(),
     queue,
     waiter,
+    git: { syncer: gitSyncer, rules: config.git, minPollSeconds: config.git.minPollSeconds },
+  });
+  const webhooks = await startWebhookServer({
+    listen: config.httpListen,
+    bindings: stores.gitBindings,
+    syncer: gitSyncer,
+    log: log.child({ component: "git-webhook" }),
+  });
+  log.info({ address: webhooks.address }, "git webhook listener started");
+  const poller = startGitPoller({
+    bindings: stores.gitBindings,
+    syncer: gitSyncer,
+    log: log.child({ component: "git-poll" }),
+    intervalMs: config.git.pollTickMs,
   });
 
   let stopping = false;
@@ -113,6 +139,8 @@ try {
     log.info({ signal }, "shutting down");
     clearInterval(reconciler);
     await server.shutdown(config.shutdownGraceMs);
+    await poller.stop();
+    await webhooks.close();
     await discovery.stop();
     await waiter.close();
     await abandoned.stop();

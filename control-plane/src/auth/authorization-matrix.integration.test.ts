@@ -19,6 +19,7 @@ import {
   AuditServiceService,
   ConfigServiceService,
   ExecutionServiceService,
+  GitBindingServiceService,
   IdentityServiceService,
   MembershipRole,
   ModuleServiceService,
@@ -48,6 +49,7 @@ const definitions = {
   WorkflowService: WorkflowServiceService,
   ExecutionService: ExecutionServiceService,
   RunnerService: RunnerServiceService,
+  GitBindingService: GitBindingServiceService,
 };
 type Service = keyof typeof definitions;
 /** One T per RPC of every service; a missing RPC is a compile error as well as a test failure. */
@@ -181,6 +183,20 @@ const matrix: PerRpc<Row> = {
     RunnerHeartbeat:       row([DENY, DENY, DENY], [DENY, DENY, DENY], notRunner),
     // Operators' view: platform admins only.
     ListRunners:           row([OK, DENY, DENY],   [OK, DENY, DENY],   notRunner),
+  },
+  // Bindings are administered like their scope's modules. Bindings and sync runs are looked
+  // up by id: someone else's (and, for all but platform admins, the global one) looks
+  // exactly like a missing one. The fixture repositories do not exist: syncs of them run and
+  // report a failure, which is still an allowed call (OK).
+  GitBindingService: {
+    BindRepository:   row([OK, OK, DENY],   [OK, DENY, DENY],   [OK, DENY, DENY]),
+    GetGitBinding:    row([OK, OK, DENY],   [OK, NOT_FOUND, NOT_FOUND], [OK, NOT_FOUND, NOT_FOUND]),
+    ListGitBindings:  row([OK, OK, DENY],   [OK, DENY, DENY],   [OK, DENY, DENY]),
+    UpdateGitBinding: row([OK, OK, DENY],   [OK, NOT_FOUND, NOT_FOUND], [OK, NOT_FOUND, NOT_FOUND]),
+    UnbindRepository: row([OK, OK, DENY],   [OK, NOT_FOUND, NOT_FOUND], [OK, NOT_FOUND, NOT_FOUND]),
+    SyncGitBinding:   row([OK, OK, DENY],   [OK, NOT_FOUND, NOT_FOUND], [OK, NOT_FOUND, NOT_FOUND]),
+    ListGitSyncs:     row([OK, OK, DENY],   [OK, NOT_FOUND, NOT_FOUND], [OK, NOT_FOUND, NOT_FOUND]),
+    GetGitSync:       row([OK, OK, DENY],   [OK, NOT_FOUND, NOT_FOUND], [OK, NOT_FOUND, NOT_FOUND]),
   },
 };
 
@@ -322,6 +338,34 @@ async function secretIn({ target, n }: Cell): Promise<string> {
 }
 
 const page = { pageSize: 0, pageToken: "" };
+
+/**
+ * The scope a git-binding cell works in, freed of any binding: a throwaway organization for
+ * own/foreign (a scope holds one binding), the global scope after unbinding what it had.
+ */
+async function freeGitScope(cell: Cell): Promise<Scope> {
+  if (cell.target !== "global") {
+    return { kind: { $case: "organizationId", value: await throwawayOrganization(cell) } };
+  }
+  const global = scopeOf("global");
+  const { bindings } = await root.git.listGitBindings({ scope: global });
+  for (const binding of bindings) await root.git.unbindRepository({ id: binding.id });
+  return global;
+}
+
+/** A binding (of a repository that does not exist) in the cell's scope; returns its id. */
+async function bindingIn(cell: Cell): Promise<string> {
+  const scope = await freeGitScope(cell);
+  const { binding } = await root.git.bindRepository({
+    scope,
+    repositoryUrl: `file:///nonexistent/matrix-${cell.n}`,
+    branch: "main",
+    subfolder: "",
+    credential: undefined,
+    pollIntervalSeconds: 0,
+  });
+  return required(binding).id;
+}
 
 /** A request that needs no fixture. */
 const plain =
@@ -569,6 +613,55 @@ const builders: PerRpc<Build> = {
         error: undefined,
       }),
     ),
+  },
+  GitBindingService: {
+    BindRepository: async (cell) => {
+      const scope = await freeGitScope(cell);
+      return (api) =>
+        api.git.bindRepository({
+          scope,
+          repositoryUrl: `https://git.example.test/matrix/repo-${cell.n}.git`,
+          branch: "main",
+          subfolder: "",
+          credential: undefined,
+          pollIntervalSeconds: 0,
+        });
+    },
+    GetGitBinding: async (cell) => {
+      const id = await bindingIn(cell);
+      return (api) => api.git.getGitBinding({ id });
+    },
+    ListGitBindings: plain((api, { target }) =>
+      api.git.listGitBindings({ scope: scopeOf(target) }),
+    ),
+    UpdateGitBinding: async (cell) => {
+      const id = await bindingIn(cell);
+      return (api) =>
+        api.git.updateGitBinding({
+          id,
+          branch: "release",
+          credential: undefined,
+          clearCredential: false,
+          rotateWebhookSecret: true,
+        });
+    },
+    UnbindRepository: async (cell) => {
+      const id = await bindingIn(cell);
+      return (api) => api.git.unbindRepository({ id });
+    },
+    SyncGitBinding: async (cell) => {
+      const id = await bindingIn(cell);
+      return (api) => api.git.syncGitBinding({ id });
+    },
+    ListGitSyncs: async (cell) => {
+      const id = await bindingIn(cell);
+      return (api) => api.git.listGitSyncs({ bindingId: id, ...page });
+    },
+    GetGitSync: async (cell) => {
+      const id = await bindingIn(cell);
+      const { sync } = await root.git.syncGitBinding({ id });
+      return (api) => api.git.getGitSync({ id: required(sync).id });
+    },
   },
   AuditService: {
     ListAuditEvents: plain((api, { target }) =>

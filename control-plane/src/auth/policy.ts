@@ -2,6 +2,7 @@ import type {
   AuditServiceServer,
   ConfigServiceServer,
   ExecutionServiceServer,
+  GitBindingServiceServer,
   IdentityServiceServer,
   ModuleServiceServer,
   OrganizationServiceServer,
@@ -14,7 +15,7 @@ import { invalidArgument, notFound, permissionDenied } from "../errors.js";
 import type { Rule } from "../grpc/unary.js";
 import type { IdentityStore } from "../identity/identity-store.js";
 import type { Principal } from "../identity/principal.js";
-import { parseUuid, scopeFromProto } from "../scope.js";
+import { parseUuid, type Scope, scopeFromProto } from "../scope.js";
 import {
   requireOrganizationRole,
   requirePlatformAdmin,
@@ -42,12 +43,17 @@ export interface Policy {
   WorkflowService: RulesFor<WorkflowServiceServer>;
   ExecutionService: RulesFor<ExecutionServiceServer>;
   RunnerService: RulesFor<RunnerServiceServer>;
+  GitBindingService: RulesFor<GitBindingServiceServer>;
 }
 
 /** Lookups rules need beyond the principal. */
 export interface PolicyLookups {
   /** The organization an execution belongs to, or undefined when there is no such execution. */
   executionOrganization(id: string): Promise<string | undefined>;
+  /** The scope a git binding belongs to, or undefined when there is no such binding. */
+  gitBindingScope(id: string): Promise<Scope | undefined>;
+  /** The scope of the binding a git sync run belongs to, or undefined when there is no such run. */
+  gitSyncScope(id: string): Promise<Scope | undefined>;
 }
 
 const anyAuthenticated: Rule<unknown> = () => {};
@@ -66,6 +72,19 @@ export function createPolicy(identity: IdentityStore, lookups: PolicyLookups): P
     if (!organizationId || !p.memberships.has(organizationId))
       throw notFound(`execution "${id}" not found`);
     requireOrganizationRole(p, organizationId, "member");
+  };
+  // Bindings are administered like their scope's modules; someone else's binding (or a
+  // global one, for anyone but platform admins) looks exactly like a missing one.
+  const adminOfScope = async (scope: Scope | undefined, missing: string, p: Principal) => {
+    if (scope && p.platformAdmin) return;
+    if (!scope || scope.kind === "global" || !p.memberships.has(scope.organizationId)) {
+      throw notFound(missing);
+    }
+    requireOrganizationRole(p, scope.organizationId, "admin");
+  };
+  const adminOfBinding = async (rawId: string, p: Principal) => {
+    const id = parseUuid(rawId, "id");
+    await adminOfScope(await lookups.gitBindingScope(id), `git binding "${id}" not found`, p);
   };
   const requireRunner = (p: Principal) => {
     if (!p.runner) throw permissionDenied("only runner identities may call RunnerService");
@@ -196,6 +215,28 @@ export function createPolicy(identity: IdentityStore, lookups: PolicyLookups): P
       CompleteExecution: (_r, p) => requireRunner(p),
       RunnerHeartbeat: (_r, p) => requireRunner(p),
       ListRunners: (_r, p) => requirePlatformAdmin(p, "list runners"),
+    },
+    GitBindingService: {
+      BindRepository: (r, p) => {
+        requireScopeWrite(p, scopeFromProto(r.scope));
+        // A file URL names a path on the control plane's own host.
+        if (!p.platformAdmin && /^\s*file:/i.test(r.repositoryUrl)) {
+          throw permissionDenied("only platform admins may bind file:// repositories");
+        }
+      },
+      GetGitBinding: (r, p) => adminOfBinding(r.id, p),
+      ListGitBindings: (r, p) => {
+        if (r.scope?.kind) return requireScopeWrite(p, scopeFromProto(r.scope));
+        requirePlatformAdmin(p, "list every git binding; set scope");
+      },
+      UpdateGitBinding: (r, p) => adminOfBinding(r.id, p),
+      UnbindRepository: (r, p) => adminOfBinding(r.id, p),
+      SyncGitBinding: (r, p) => adminOfBinding(r.id, p),
+      ListGitSyncs: (r, p) => adminOfBinding(r.bindingId, p),
+      GetGitSync: async (r, p) => {
+        const id = parseUuid(r.id, "id");
+        await adminOfScope(await lookups.gitSyncScope(id), `git sync "${id}" not found`, p);
+      },
     },
     AuditService: {
       ListAuditEvents: (r, p) => {

@@ -2,6 +2,7 @@ import {
   AuditServiceService,
   ConfigServiceService,
   ExecutionServiceService,
+  GitBindingServiceService,
   IdentityServiceService,
   ModuleServiceService,
   OrganizationServiceService,
@@ -33,6 +34,7 @@ export interface ServiceImplementations {
   "bifrost.v1.WorkflowService": UntypedServiceImplementation;
   "bifrost.v1.ExecutionService": UntypedServiceImplementation;
   "bifrost.v1.RunnerService": UntypedServiceImplementation;
+  "bifrost.v1.GitBindingService": UntypedServiceImplementation;
 }
 
 const definitions: Record<keyof ServiceImplementations, ServiceDefinition> = {
@@ -45,6 +47,7 @@ const definitions: Record<keyof ServiceImplementations, ServiceDefinition> = {
   "bifrost.v1.WorkflowService": WorkflowServiceService,
   "bifrost.v1.ExecutionService": ExecutionServiceService,
   "bifrost.v1.RunnerService": RunnerServiceService,
+  "bifrost.v1.GitBindingService": GitBindingServiceService,
 };
 
 /**

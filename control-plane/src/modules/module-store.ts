@@ -1,6 +1,6 @@
 import { type Actor, recordAudit } from "../audit/audit-log.js";
 import { createCascade, mergeEffective, type Provenance } from "../cascade/cascade.js";
-import { isForeignKeyViolation, type Sql, type SqlOrTx } from "../db/postgres.js";
+import type { Sql, SqlOrTx } from "../db/postgres.js";
 import { invalidArgument, notFound, resourceExhausted } from "../errors.js";
 import type { Logger } from "../log.js";
 import { assertOrganizationExists } from "../organizations/organization-store.js";
@@ -12,16 +12,30 @@ import {
   scopeOfRow,
   scopeOrganizationId,
 } from "../scope.js";
+import { type DiscoveryStatus, initialDiscoveryStatus } from "./discovery-status.js";
 import { buildImportMap, type ImportMap } from "./import-map.js";
 import type { CachedPointer, ModuleCache } from "./module-cache.js";
 import { validateModulePath, validatePathPrefix } from "./module-path.js";
+import {
+  type AppliedReplacement,
+  applyScopeReplacement,
+  type CurrentModule,
+  readScopeModules,
+  type ScopeReplacement,
+} from "./scope-replace.js";
+import {
+  assertNotGitBound,
+  globalHashesAt,
+  lockScopeStates,
+  rebaseOverrides,
+  writeScopeState,
+} from "./scope-state.js";
 import {
   addSum,
   bytesToSum,
   contentHashOf,
   entryHash,
   subtractSum,
-  sumToBytes,
   viewFingerprint,
 } from "./view-hash.js";
 
@@ -40,13 +54,6 @@ export interface ModuleRecord {
 
 /** Import maps kept in memory (one per organization, most recently used). */
 const maxCachedImportMaps = 10_000;
-
-/** Where discovery of a module stands. */
-export type DiscoveryStatus = "pending" | "ok" | "failed" | "skipped";
-
-/** A module that is not code (JSON) declares nothing and is never loaded for discovery. */
-export const initialDiscoveryStatus = (path: string): DiscoveryStatus =>
-  path.endsWith(".json") ? "skipped" : "pending";
 
 /** One entry of an organization's effective tree. */
 export interface EffectiveEntry {
@@ -102,6 +109,17 @@ export interface ModuleStore {
   forgetOrganization(organizationId: string): Promise<void>;
   /** Loads every module into the cache (at start, so the first executions hit it). */
   warmCache(): Promise<number>;
+  /**
+   * Replaces many of a scope's modules in one transaction (git sync). `plan` runs with the
+   * scope locked and sees its current modules; `finish` runs after the writes, in the same
+   * transaction. Nothing is written if either throws. Not subject to the git-binding guard:
+   * this is how a bound scope changes.
+   */
+  replaceScope<T>(
+    scope: Scope,
+    plan: (current: ReadonlyMap<string, CurrentModule>) => Promise<ScopeReplacement>,
+    finish: (tx: SqlOrTx, applied: AppliedReplacement) => Promise<T>,
+  ): Promise<{ applied: AppliedReplacement; result: T }>;
 }
 
 const moduleCascade = createCascade({
@@ -189,70 +207,6 @@ export function createModuleStore(deps: {
     }
   }
 
-  // Locks the global view row (shared for an organization write, exclusive for a global
-  // write) and the organization's row. Global first, always, so writers cannot deadlock; an
-  // organization write then sees a stable global module at its path.
-  async function lockScopeStates(tx: SqlOrTx, scope: Scope): Promise<bigint> {
-    if (scope.kind === "global") {
-      const [row] = await tx<{ view_sum: Buffer }[]>`
-        select view_sum from module_scope_states where organization_id is null for update`;
-      return bytesToSum(row?.view_sum ?? Buffer.alloc(0));
-    }
-    await tx`select 1 from module_scope_states where organization_id is null for share`;
-    try {
-      await tx`insert into module_scope_states (organization_id) values (${scope.organizationId})
-        on conflict (organization_id) do nothing`;
-    } catch (error) {
-      if (isForeignKeyViolation(error))
-        throw notFound(`organization "${scope.organizationId}" not found`);
-      throw error;
-    }
-    const [row] = await tx<{ view_sum: Buffer }[]>`
-      select view_sum from module_scope_states where organization_id = ${scope.organizationId} for update`;
-    return bytesToSum(row?.view_sum ?? Buffer.alloc(0));
-  }
-
-  async function writeScopeState(
-    tx: SqlOrTx,
-    organizationId: string | null,
-    sum: bigint,
-    countDelta: number,
-    bytesDelta: number,
-  ): Promise<void> {
-    await tx`
-      update module_scope_states
-      set view_sum = ${sumToBytes(sum)}, module_count = module_count + ${countDelta},
-        total_bytes = total_bytes + ${bytesDelta}, updated_at = now()
-      where organization_id is not distinct from ${organizationId}`;
-  }
-
-  // A global module at `path` changed from `before` to `after` (either may be absent): every
-  // organization overriding that path keeps its effective tree, so its delta sum absorbs the
-  // change: delta(O) = Σ h(own) − h(global or nothing).
-  async function rebaseOverrides(
-    tx: SqlOrTx,
-    path: string,
-    before: bigint,
-    after: bigint,
-  ): Promise<void> {
-    const rows = await tx<{ organization_id: string; view_sum: Buffer }[]>`
-      select s.organization_id, s.view_sum from module_scope_states s
-      where s.organization_id in (
-        select organization_id from modules where path = ${path} and organization_id is not null)
-      order by s.organization_id
-      for update`;
-    if (rows.length === 0) return;
-    const ids = rows.map((r) => r.organization_id);
-    // Sums travel as hex text: postgres.js does not serialize Buffer arrays as bytea[].
-    const sums = rows.map((r) =>
-      sumToBytes(addSum(subtractSum(bytesToSum(r.view_sum), after), before)).toString("hex"),
-    );
-    await tx`
-      update module_scope_states s set view_sum = decode(u.view_sum, 'hex'), updated_at = now()
-      from (select unnest(${ids}::uuid[]) as organization_id, unnest(${sums}::text[]) as view_sum) u
-      where s.organization_id = u.organization_id`;
-  }
-
   // The global (path, content hash) rows of the last view built, with the global view sum of
   // the snapshot they were read in. The sum identifies the global set (the fingerprint rests
   // on the same property), so every snapshot with that sum has exactly these rows: a view
@@ -272,9 +226,7 @@ export function createModuleStore(deps: {
   }
 
   async function globalHashAt(tx: SqlOrTx, path: string): Promise<string | undefined> {
-    const [row] = await tx<{ content_hash: string }[]>`
-      select content_hash from modules where organization_id is null and path = ${path}`;
-    return row?.content_hash;
+    return (await globalHashesAt(tx, [path])).get(path);
   }
 
   return {
@@ -294,6 +246,7 @@ export function createModuleStore(deps: {
       const organizationId = scopeOrganizationId(scope);
       const result = await sql.begin(async (tx) => {
         const scopeSum = await lockScopeStates(tx, scope);
+        await assertNotGitBound(tx, scope);
         const [existing] = await tx<{ content_hash: string; size_bytes: number }[]>`
           select content_hash, size_bytes from modules
           where organization_id is not distinct from ${organizationId} and path = ${path}
@@ -313,7 +266,8 @@ export function createModuleStore(deps: {
           const globalHash = await globalHashAt(tx, path);
           removed = globalHash ? entryHash(path, globalHash) : 0n;
         }
-        if (scope.kind === "global") await rebaseOverrides(tx, path, removed, added);
+        if (scope.kind === "global")
+          await rebaseOverrides(tx, new Map([[path, { before: removed, after: added }]]));
         await writeScopeState(
           tx,
           organizationId,
@@ -327,7 +281,8 @@ export function createModuleStore(deps: {
           on conflict on constraint modules_scope_path_key do update
           set content = excluded.content, content_hash = excluded.content_hash,
             size_bytes = excluded.size_bytes, revision = nextval('module_revisions'), updated_at = now(),
-            discovery_status = excluded.discovery_status, discovery_error = null, discovered_at = null
+            discovery_status = excluded.discovery_status, discovery_error = null, discovered_at = null,
+            git_blob = null
           returning organization_id, path, content, content_hash, size_bytes, created_at, updated_at, revision,
             discovery_status, discovery_error`;
         await recordAudit(tx, actor, {
@@ -397,6 +352,7 @@ export function createModuleStore(deps: {
       const organizationId = scopeOrganizationId(scope);
       const revision = await sql.begin(async (tx) => {
         const scopeSum = await lockScopeStates(tx, scope);
+        await assertNotGitBound(tx, scope);
         const [deleted] = await tx<{ content_hash: string; size_bytes: number }[]>`
           delete from modules where organization_id is not distinct from ${organizationId} and path = ${path}
           returning content_hash, size_bytes`;
@@ -406,7 +362,8 @@ export function createModuleStore(deps: {
         await tx`delete from data_providers where organization_id is not distinct from ${organizationId} and module_path = ${path}`;
         const removed = entryHash(path, deleted.content_hash);
         let restored = 0n;
-        if (scope.kind === "global") await rebaseOverrides(tx, path, removed, 0n);
+        if (scope.kind === "global")
+          await rebaseOverrides(tx, new Map([[path, { before: removed, after: 0n }]]));
         else {
           const globalHash = await globalHashAt(tx, path);
           restored = globalHash ? entryHash(path, globalHash) : 0n;
@@ -534,6 +491,20 @@ export function createModuleStore(deps: {
 
     async forgetOrganization(organizationId) {
       await updateCache(() => cache.evictOrganization(organizationId));
+    },
+
+    async replaceScope(scope, plan, finish) {
+      const outcome = await sql.begin(async (tx) => {
+        const scopeSum = await lockScopeStates(tx, scope);
+        const current = await readScopeModules(tx, scope);
+        const replacement = await plan(current);
+        const applied = await applyScopeReplacement(tx, scope, scopeSum, current, replacement);
+        const result = await finish(tx, applied);
+        return { applied, result };
+      });
+      const entries = outcome.applied.cacheEntries;
+      if (entries.length > 0) await updateCache(() => cache.warm(entries));
+      return outcome;
     },
 
     async warmCache() {

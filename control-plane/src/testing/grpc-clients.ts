@@ -2,6 +2,7 @@ import {
   AuditServiceClient,
   ConfigServiceClient,
   ExecutionServiceClient,
+  GitBindingServiceClient,
   IdentityServiceClient,
   ModuleServiceClient,
   OrganizationServiceClient,
@@ -63,6 +64,7 @@ export interface ApiClients {
   audit: Promisified<AuditServiceClient>;
   workflows: Promisified<WorkflowServiceClient>;
   executions: Promisified<ExecutionServiceClient>;
+  git: Promisified<GitBindingServiceClient>;
   /** WatchExecution, collected: every event until the stream ends (rejects on an error status). */
   watchExecution(request: WatchExecutionRequest): Promise<WatchExecutionResponse[]>;
 }
@@ -85,6 +87,7 @@ export function connectClients(address: string): ClientPool {
     audit: new AuditServiceClient(address, creds),
     workflows: new WorkflowServiceClient(address, creds),
     executions: new ExecutionServiceClient(address, creds),
+    git: new GitBindingServiceClient(address, creds),
   };
   return {
     as: (apiKey) => ({
@@ -96,6 +99,7 @@ export function connectClients(address: string): ClientPool {
       audit: promisify(raw.audit, apiKey),
       workflows: promisify(raw.workflows, apiKey),
       executions: promisify(raw.executions, apiKey),
+      git: promisify(raw.git, apiKey),
       watchExecution: (request) =>
         new Promise((resolve, reject) => {
           const metadata = new Metadata();

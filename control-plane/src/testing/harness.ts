@@ -13,6 +13,7 @@ import type { Sql } from "../db/postgres.js";
 import { lostExecutionError } from "../executions/execution-store.js";
 import { createExecutionWaiter } from "../executions/execution-waiter.js";
 import { openJobQueue, watchAbandonedJobs } from "../executions/job-queue.js";
+import { createGitSyncer, type GitSyncer, type GitSyncHooks } from "../git/git-sync.js";
 import type { GrpcServer } from "../grpc/server.js";
 import { bootstrapPlatformAdmin } from "../identity/bootstrap.js";
 import { createLogger } from "../log.js";
@@ -37,10 +38,25 @@ export interface TestControlPlane {
   address: string;
   /** Module discovery; tests call drain() to discover what is pending. */
   discovery: DiscoveryWorker;
+  /** The git syncer behind GitBindingService (tests start webhooks and pollers on it). */
+  gitSyncer: GitSyncer;
+  /** This instance's work directory (discovery trees, git mirrors). */
+  workDir: string;
   /** Clients authenticating with the given key (undefined = no key). */
   api(apiKey: string | undefined): ApiClients;
   close(): Promise<void>;
 }
+
+/**
+ * Git rules of test control planes: test repositories live on local paths and loopback
+ * servers, which production denies by default.
+ */
+export const testGitSettings = {
+  allowedSchemes: ["file", "http", "https", "ssh"] as const,
+  allowPrivateHosts: true,
+  timeoutMs: 20_000,
+  maxFiles: 5_000,
+};
 
 /** Test keyring: fixed keys so tests can rotate between them. */
 export const testKeyring = parseSecretKeyring(
@@ -60,6 +76,7 @@ export async function startTestControlPlane(
     moduleMaxBytes?: number;
     jobMaxDeliver?: number;
     jobAckWaitMs?: number;
+    gitHooks?: GitSyncHooks;
   } = {},
 ): Promise<TestControlPlane> {
   const name = `${inject("testDatabasePrefix")}${randomBytes(6).toString("hex")}`;
@@ -121,6 +138,16 @@ export async function startTestControlPlane(
     (job, deliveries) => stores.executions.fail(job.executionId, lostExecutionError(deliveries)),
     () => {},
   );
+  const gitSyncer = createGitSyncer({
+    sql,
+    modules: stores.modules,
+    bindings: stores.gitBindings,
+    syncs: stores.gitSyncs,
+    log,
+    settings: { ...testGitSettings, workDir, moduleMaxBytes: options.moduleMaxBytes ?? 256 * 1024 },
+    onModulesChanged: () => {},
+    ...(options.gitHooks && { hooks: options.gitHooks }),
+  });
   const server: GrpcServer = await startControlPlaneServer({
     sql,
     stores,
@@ -128,6 +155,7 @@ export async function startTestControlPlane(
     listen: "127.0.0.1:0",
     queue,
     waiter,
+    git: { syncer: gitSyncer, rules: testGitSettings, minPollSeconds: 1 },
   });
   const pool: ClientPool = connectClients(`127.0.0.1:${server.port}`);
 
@@ -139,6 +167,8 @@ export async function startTestControlPlane(
     databaseUrl,
     adminKey: bootstrap.secret,
     discovery,
+    gitSyncer,
+    workDir,
     dispatch,
     address: `127.0.0.1:${server.port}`,
     api: (apiKey) => pool.as(apiKey),
