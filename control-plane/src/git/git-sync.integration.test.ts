@@ -382,3 +382,37 @@ describe("one sync at a time", () => {
     expect((await modulesOf(org)).size).toBe(300);
   });
 });
+
+describe("size", () => {
+  test("a 1,000-file repository syncs whole, and a 10-file change rewrites only those 10 modules", async () => {
+    const org = await organization();
+    const repo = await repository();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 1000; i++) {
+      files[`lib/dir-${i % 20}/module-${i}.ts`] = `export const value${i} = ${i};\n`;
+    }
+    await repo.commit(files);
+    const id = await bind(orgScope(org), repo.url);
+    const initial = await sync(id);
+    expect(initial.added.length).toBe(1000);
+    const before = await modulesOf(org);
+    expect(before.size).toBe(1000);
+
+    const change: Record<string, string | null> = {};
+    for (let i = 0; i < 8; i++)
+      change[`lib/dir-${i}/module-${i}.ts`] = `export const changed = ${i};\n`;
+    change["lib/dir-0/module-980.ts"] = null;
+    change["lib/new/added.ts"] = "export const added = true;\n";
+    await repo.commit(change);
+    const report = await sync(id);
+    expect(report.updated.length).toBe(8);
+    expect(report.deleted).toEqual(["lib/dir-0/module-980.ts"]);
+    expect(report.added).toEqual(["lib/new/added.ts"]);
+    expect(report.unchangedCount).toBe(991);
+    const after = await modulesOf(org);
+    const rewritten = [...after].filter(([path, m]) => before.get(path)?.revision !== m.revision);
+    expect(rewritten.map(([path]) => path).sort()).toEqual(
+      [...Object.keys(change).filter((p) => change[p] !== null)].sort(),
+    );
+  });
+});

@@ -42,7 +42,8 @@ privateNetworks.addAddress("::", "ipv6");
 privateNetworks.addAddress("::1", "ipv6");
 privateNetworks.addSubnet("fc00::", 7, "ipv6"); // unique local
 privateNetworks.addSubnet("fe80::", 10, "ipv6"); // link-local
-privateNetworks.addSubnet("::ffff:0:0", 96, "ipv6"); // IPv4-mapped: judged as IPv4 below
+// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry (isPrivateAddress).
+// A ::ffff:0:0/96 rule here would match every IPv4 address: BlockList maps them into it.
 
 /** Whether an IP address is on a network the control plane must not be pointed at. */
 export function isPrivateAddress(address: string): boolean {
