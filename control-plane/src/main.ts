@@ -5,6 +5,7 @@ import { createStores, startControlPlaneServer } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { migrate } from "./db/migrate.js";
 import { connectPostgres } from "./db/postgres.js";
+import { startDispatchRetry } from "./executions/dispatch-retry.js";
 import { lostExecutionError } from "./executions/execution-store.js";
 import { createExecutionWaiter } from "./executions/execution-waiter.js";
 import { openJobQueue, watchAbandonedJobs } from "./executions/job-queue.js";
@@ -96,6 +97,15 @@ try {
       .catch((error: unknown) => log.error({ err: error }, "reconciling executions failed"));
   }, 60_000);
 
+  // Executions that could not be published at start (NATS away) are published once it is back.
+  const dispatchRetry = startDispatchRetry({
+    executions: stores.executions,
+    queue,
+    everyMs: 5_000,
+    olderThanMs: 5_000,
+    log,
+  });
+
   const server = await startControlPlaneServer({
     sql,
     stores,
@@ -113,6 +123,7 @@ try {
     log.info({ signal }, "shutting down");
     clearInterval(reconciler);
     await server.shutdown(config.shutdownGraceMs);
+    await dispatchRetry.stop();
     await discovery.stop();
     await waiter.close();
     await abandoned.stop();

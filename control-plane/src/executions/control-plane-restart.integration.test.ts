@@ -83,3 +83,24 @@ test("executions of two organizations running while the control plane restarts a
     expect(finished, `execution ${id}`).toHaveLength(1);
   }
 });
+
+test("executions a control plane recorded but stopped before publishing are published when it is back", async () => {
+  // As if the process died between StartExecution's insert and its publish: the rows exist,
+  // no job does.
+  await cp.stop();
+  const actor = { userId: fixture.world.users.adminA, apiKeyId: null };
+  const a = await cp.stores.executions.start(actor, fixture.world.orgA.id, "nap", { n: 11 });
+  const b = await cp.stores.executions.start(actor, fixture.world.orgB.id, "nap", { n: 12 });
+  await cp.start();
+  for (const [id, org, n] of [
+    [a.id, "A", 11],
+    [b.id, "B", 12],
+  ] as const) {
+    const ended = await fixture.waitForEnd(id);
+    expect(ended.status, JSON.stringify(ended.error)).toBe(
+      ExecutionStatus.EXECUTION_STATUS_SUCCEEDED,
+    );
+    expect(ended.result).toEqual(fixture.expected(org, n));
+    expect(ended.attempt).toBe(1);
+  }
+});

@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { inject } from "vitest";
 import { createStores, type Stores, startControlPlaneServer } from "../app.js";
 import type { Sql } from "../db/postgres.js";
+import { startDispatchRetry } from "../executions/dispatch-retry.js";
 import { lostExecutionError } from "../executions/execution-store.js";
 import { createExecutionWaiter } from "../executions/execution-waiter.js";
 import { openJobQueue, watchAbandonedJobs } from "../executions/job-queue.js";
@@ -138,6 +139,13 @@ export async function startTestControlPlane(
       (job, deliveries) => stores.executions.fail(job.executionId, lostExecutionError(deliveries)),
       () => {},
     );
+    const dispatchRetry = startDispatchRetry({
+      executions: stores.executions,
+      queue,
+      everyMs: 250,
+      olderThanMs: 500,
+      log,
+    });
     const server: GrpcServer = await startControlPlaneServer({
       sql,
       stores,
@@ -151,6 +159,7 @@ export async function startTestControlPlane(
       port: server.port,
       async stop() {
         await server.shutdown(1000);
+        await dispatchRetry.stop();
         await waiter.close();
         await abandoned.stop();
         await nats.close();
