@@ -5,6 +5,7 @@ import { createStores, startControlPlaneServer } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { migrate } from "./db/migrate.js";
 import { connectPostgres } from "./db/postgres.js";
+import { startDispatchRetry } from "./executions/dispatch-retry.js";
 import { lostExecutionError } from "./executions/execution-store.js";
 import { createExecutionWaiter } from "./executions/execution-waiter.js";
 import { openJobQueue, watchAbandonedJobs } from "./executions/job-queue.js";
@@ -99,6 +100,15 @@ try {
       .catch((error: unknown) => log.error({ err: error }, "reconciling executions failed"));
   }, 60_000);
 
+  // Executions that could not be published at start (NATS away) are published once it is back.
+  const dispatchRetry = startDispatchRetry({
+    executions: stores.executions,
+    queue,
+    everyMs: 5_000,
+    olderThanMs: 5_000,
+    log,
+  });
+
   const gitSyncer = createGitSyncer({
     sql,
     modules: stores.modules,
@@ -141,6 +151,7 @@ try {
     await server.shutdown(config.shutdownGraceMs);
     await poller.stop();
     await webhooks.close();
+    await dispatchRetry.stop();
     await discovery.stop();
     await waiter.close();
     await abandoned.stop();

@@ -109,16 +109,12 @@ export function createExecutionService(
       const record = await executions.start(actor, organizationId, req.workflow, req.params ?? {});
       try {
         await deps.queue.publish({ executionId: record.id, organizationId });
+        await executions.markDispatched(record.id);
       } catch (error) {
-        // Never leave an execution queued that no runner will ever see.
-        deps.log.error({ err: error, executionId: record.id }, "dispatch failed");
-        await executions.fail(record.id, {
-          name: "DispatchError",
-          message: "the execution could not be queued for a runner; start it again",
-          stack: "",
-          kind: "internal",
-          retryable: true,
-        });
+        // NATS is unreachable (restarting, say): the execution stays queued and the dispatch
+        // retry publishes it once NATS is back. A publish that did get through is dropped
+        // as a duplicate there (the message id is the execution id).
+        deps.log.warn({ err: error, executionId: record.id }, "dispatch deferred");
       }
       if (req.waitForResult) {
         const deadline = Date.now() + (req.waitTimeoutSeconds || 30) * 1000;

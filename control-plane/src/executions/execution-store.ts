@@ -366,6 +366,24 @@ export function createExecutionStore(deps: {
       return rows.map((r) => r.id);
     },
 
+    /** Records that the execution's job is stored in JetStream (its publish was acknowledged). */
+    async markDispatched(id: string) {
+      await sql`update executions set dispatched_at = now() where id = ${id} and dispatched_at is null`;
+    },
+
+    /**
+     * Queued executions whose job was never confirmed published and that are older than
+     * `olderThanMs` (so a start still between its insert and its publish is left alone),
+     * oldest first.
+     */
+    async undispatched(olderThanMs: number, limit: number) {
+      return sql<{ id: string; organization_id: string }[]>`
+        select id, organization_id from executions
+        where status = 'queued' and dispatched_at is null
+          and created_at < now() - make_interval(secs => ${olderThanMs / 1000}::float8)
+        order by created_at limit ${limit}`;
+    },
+
     /** Marks an execution failed for a reason outside the run (dispatch or delivery gave up). */
     async fail(id: string, error: ExecutionErrorRecord) {
       const updated = await sql`

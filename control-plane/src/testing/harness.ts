@@ -4,12 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type JobDispatchNames, jobDispatchNames } from "@bifrost/proto";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import { inject } from "vitest";
 import { createStores, type Stores, startControlPlaneServer } from "../app.js";
 import type { Sql } from "../db/postgres.js";
+import { startDispatchRetry } from "../executions/dispatch-retry.js";
 import { lostExecutionError } from "../executions/execution-store.js";
 import { createExecutionWaiter } from "../executions/execution-waiter.js";
 import { openJobQueue, watchAbandonedJobs } from "../executions/job-queue.js";
@@ -17,6 +17,7 @@ import { createGitSyncer, type GitSyncer, type GitSyncHooks } from "../git/git-s
 import type { GrpcServer } from "../grpc/server.js";
 import { bootstrapPlatformAdmin } from "../identity/bootstrap.js";
 import { createLogger } from "../log.js";
+import { connectNats } from "../nats.js";
 import { parseSecretKeyring } from "../secrets/secret-cipher.js";
 import { createDiscoveryWorker, type DiscoveryWorker } from "../workflows/discovery-worker.js";
 import { createSandboxDiscoverer } from "../workflows/sandbox-discoverer.js";
@@ -34,7 +35,11 @@ export interface TestControlPlane {
   adminKey: string;
   /** This file's JetStream names (runners in tests pull from them). */
   dispatch: JobDispatchNames;
-  /** The gRPC address of the server. */
+  /** The prefix the dispatch names derive from (a runner process's BIFROST_NATS_PREFIX). */
+  natsPrefix: string;
+  /** The NATS server this control plane publishes to. */
+  natsUrl: string;
+  /** The gRPC address of the server; it stays the same across stop() and start(). */
   address: string;
   /** Module discovery; tests call drain() to discover what is pending. */
   discovery: DiscoveryWorker;
@@ -44,6 +49,14 @@ export interface TestControlPlane {
   workDir: string;
   /** Clients authenticating with the given key (undefined = no key). */
   api(apiKey: string | undefined): ApiClients;
+  /**
+   * Stops serving as a control plane process that exits would: the gRPC server (in-flight
+   * calls get a moment to finish), its NATS connection, the job-queue watchers. The
+   * database, Redis keys and the stream stay.
+   */
+  stop(): Promise<void>;
+  /** Serves again at the same address, over the same database and stream. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -77,6 +90,8 @@ export async function startTestControlPlane(
     jobMaxDeliver?: number;
     jobAckWaitMs?: number;
     gitHooks?: GitSyncHooks;
+    /** NATS to use instead of the shared server (a test that restarts its own). */
+    natsUrl?: string;
   } = {},
 ): Promise<TestControlPlane> {
   const name = `${inject("testDatabasePrefix")}${randomBytes(6).toString("hex")}`;
@@ -125,19 +140,7 @@ export async function startTestControlPlane(
   });
   // A private stream, subject and consumer per test file on the shared NATS.
   const dispatch = jobDispatchNames(name);
-  const nats = await connect({ servers: inject("natsUrl") });
-  const queue = await openJobQueue(nats, dispatch, {
-    maxDeliver: options.jobMaxDeliver ?? 3,
-    ackWaitMs: options.jobAckWaitMs ?? 30_000,
-    duplicateWindowMs: 60_000,
-  });
-  const waiter = await createExecutionWaiter(sql);
-  const abandoned = await watchAbandonedJobs(
-    nats,
-    dispatch,
-    (job, deliveries) => stores.executions.fail(job.executionId, lostExecutionError(deliveries)),
-    () => {},
-  );
+  const natsUrl = options.natsUrl ?? inject("natsUrl");
   const gitSyncer = createGitSyncer({
     sql,
     modules: stores.modules,
@@ -148,16 +151,52 @@ export async function startTestControlPlane(
     onModulesChanged: () => {},
     ...(options.gitHooks && { hooks: options.gitHooks }),
   });
-  const server: GrpcServer = await startControlPlaneServer({
-    sql,
-    stores,
-    log,
-    listen: "127.0.0.1:0",
-    queue,
-    waiter,
-    git: { syncer: gitSyncer, rules: testGitSettings, minPollSeconds: 1 },
-  });
-  const pool: ClientPool = connectClients(`127.0.0.1:${server.port}`);
+  // What a control plane process holds besides its database: started again by start().
+  const serve = async (listen: string) => {
+    const nats = await connectNats(natsUrl);
+    const queue = await openJobQueue(nats, dispatch, {
+      maxDeliver: options.jobMaxDeliver ?? 3,
+      ackWaitMs: options.jobAckWaitMs ?? 30_000,
+      duplicateWindowMs: 60_000,
+    });
+    const waiter = await createExecutionWaiter(sql);
+    const abandoned = await watchAbandonedJobs(
+      nats,
+      dispatch,
+      (job, deliveries) => stores.executions.fail(job.executionId, lostExecutionError(deliveries)),
+      () => {},
+    );
+    const dispatchRetry = startDispatchRetry({
+      executions: stores.executions,
+      queue,
+      everyMs: 250,
+      olderThanMs: 500,
+      log,
+    });
+    const server: GrpcServer = await startControlPlaneServer({
+      sql,
+      stores,
+      log,
+      listen,
+      queue,
+      waiter,
+      git: { syncer: gitSyncer, rules: testGitSettings, minPollSeconds: 1 },
+    });
+    return {
+      nats,
+      port: server.port,
+      async stop() {
+        await server.shutdown(1000);
+        await dispatchRetry.stop();
+        await waiter.close();
+        await abandoned.stop();
+        await nats.close();
+      },
+    };
+  };
+  let serving: Awaited<ReturnType<typeof serve>> | undefined = await serve("127.0.0.1:0");
+  const address = `127.0.0.1:${serving.port}`;
+  const pool: ClientPool = connectClients(address);
 
   return {
     sql,
@@ -170,16 +209,28 @@ export async function startTestControlPlane(
     gitSyncer,
     workDir,
     dispatch,
-    address: `127.0.0.1:${server.port}`,
+    natsPrefix: name,
+    natsUrl,
+    address,
     api: (apiKey) => pool.as(apiKey),
+    async stop() {
+      await serving?.stop();
+      serving = undefined;
+    },
+    async start() {
+      if (serving) return;
+      serving = await serve(address);
+    },
     async close() {
       pool.close();
-      await server.shutdown(1000);
       await discovery.stop();
-      await waiter.close();
-      await abandoned.stop();
-      await (await jetstreamManager(nats)).streams.delete(dispatch.stream).catch(() => {});
-      await nats.close();
+      if (serving) {
+        const nats = serving.nats;
+        await jetstreamManager(nats)
+          .then((jsm) => jsm.streams.delete(dispatch.stream))
+          .catch(() => {});
+        await serving.stop();
+      }
       await rm(workDir, { recursive: true, force: true });
       await sql.end({ timeout: 5 });
       const keys = await redis.keys(`${redisPrefix}*`);
