@@ -58,6 +58,7 @@ async function measureCase(
     subfolder: "",
     credential: undefined,
     pollIntervalSeconds: 0,
+    mayName: () => true,
   });
   const initial = await syncOnce(cp, binding.id);
   const incrementalMs = new Map<number, number>();

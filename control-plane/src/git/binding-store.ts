@@ -87,6 +87,12 @@ export interface GitBindingStore {
       subfolder: string;
       credential: GitCredentialSecret | undefined;
       pollIntervalSeconds: number;
+      /**
+       * Whether the caller may learn which scope holds a conflicting binding. Otherwise the
+       * refusal says only "another scope": one organization must not learn another's id or
+       * binding from a failed bind.
+       */
+      mayName?: (scope: Scope) => boolean;
     },
   ): Promise<{ binding: GitBindingRecord; webhookSecret: string }>;
   get(id: string): Promise<GitBindingRecord>;
@@ -127,6 +133,7 @@ export function createGitBindingStore(sql: Sql, keyring: SecretKeyring): GitBind
     scope: Scope,
     repository: RepositoryUrl,
     subfolder: string,
+    mayName: (scope: Scope) => boolean,
   ): Promise<void> {
     const [bound] = await tx<{ id: string; repository_url: string }[]>`
       select id, repository_url from git_bindings
@@ -145,9 +152,15 @@ export function createGitBindingStore(sql: Sql, keyring: SecretKeyring): GitBind
           or starts_with(${subfolder}, subfolder || '/') or starts_with(subfolder, ${`${subfolder}/`}))
       limit 1`;
     if (other) {
+      const holder = scopeOfRow(other.organization_id);
+      if (!mayName(holder)) {
+        throw alreadyExists(
+          `repository "${repository.url}" (or a folder of it overlapping "${subfolder}") is already bound to another scope; a repository is bound to one scope`,
+        );
+      }
       const where = other.subfolder ? ` (subfolder "${other.subfolder}")` : "";
       throw alreadyExists(
-        `repository "${repository.url}"${where} is already bound to ${describeScope(scopeOfRow(other.organization_id))} (binding ${other.id}); a repository is bound to one scope`,
+        `repository "${repository.url}"${where} is already bound to ${describeScope(holder)} (binding ${other.id}); a repository is bound to one scope`,
       );
     }
   }
@@ -168,6 +181,7 @@ export function createGitBindingStore(sql: Sql, keyring: SecretKeyring): GitBind
     async create(actor, input) {
       const id = randomUUID();
       const organizationId = scopeOrganizationId(input.scope);
+      const mayName = input.mayName ?? (() => false);
       const webhookSecret = newWebhookSecret();
       const webhook = sealSecret(keyring, webhookSecret, webhookContext(id));
       const credential = sealCredential(id, input.credential);
@@ -175,7 +189,7 @@ export function createGitBindingStore(sql: Sql, keyring: SecretKeyring): GitBind
         const row = await sql.begin(async (tx) => {
           // Binds of one repository queue behind each other, so the overlap check holds.
           await tx`select pg_advisory_xact_lock(hashtext(${`git-bind:${input.repository.key}`}))`;
-          await assertFree(tx, input.scope, input.repository, input.subfolder);
+          await assertFree(tx, input.scope, input.repository, input.subfolder, mayName);
           const [inserted] = await tx<BindingRow[]>`
             insert into git_bindings (id, organization_id, repository_url, repository_key, branch, subfolder,
               credential_kind, credential_key_id, credential_nonce, credential_ciphertext,
@@ -206,7 +220,7 @@ export function createGitBindingStore(sql: Sql, keyring: SecretKeyring): GitBind
           throw notFound(`organization "${organizationId}" not found`);
         // A concurrent bind of the same scope won the race: report it like the check does.
         if (isUniqueViolation(error)) {
-          await assertFree(sql, input.scope, input.repository, input.subfolder);
+          await assertFree(sql, input.scope, input.repository, input.subfolder, mayName);
         }
         throw error;
       }

@@ -170,20 +170,30 @@ export function createGitBindingService(
   }
 
   return {
-    bindRepository: unary(edge, "BindRepository", rules.BindRepository, async (req, { actor }) => {
-      const scope = scopeFromProto(req.scope);
-      const repository = parseRepositoryUrl(req.repositoryUrl, deps.rules);
-      await assertPublicHost(repository, deps.rules);
-      const { binding, webhookSecret } = await bindings.create(actor, {
-        scope,
-        repository,
-        branch: validateBranch(req.branch),
-        subfolder: validateSubfolder(req.subfolder),
-        credential: credentialFromProto(req.credential, repository),
-        pollIntervalSeconds: pollInterval(req.pollIntervalSeconds),
-      });
-      return { binding: await toProto(binding), webhookSecret };
-    }),
+    bindRepository: unary(
+      edge,
+      "BindRepository",
+      rules.BindRepository,
+      async (req, { actor, principal }) => {
+        const scope = scopeFromProto(req.scope);
+        const repository = parseRepositoryUrl(req.repositoryUrl, deps.rules);
+        await assertPublicHost(repository, deps.rules);
+        const { binding, webhookSecret } = await bindings.create(actor, {
+          scope,
+          repository,
+          branch: validateBranch(req.branch),
+          subfolder: validateSubfolder(req.subfolder),
+          credential: credentialFromProto(req.credential, repository),
+          pollIntervalSeconds: pollInterval(req.pollIntervalSeconds),
+          // Name a conflicting binding only to someone who administers its scope.
+          mayName: (holder) =>
+            principal.platformAdmin ||
+            (holder.kind === "organization" &&
+              principal.memberships.get(holder.organizationId)?.role === "admin"),
+        });
+        return { binding: await toProto(binding), webhookSecret };
+      },
+    ),
 
     getGitBinding: unary(edge, "GetGitBinding", rules.GetGitBinding, async (req) => ({
       binding: await toProto(await bindings.get(parseUuid(req.id, "id"))),

@@ -311,6 +311,47 @@ describe("bound scopes", () => {
     ).rejects.toThrow(/git_bindings_scope_key/);
   });
 
+  test("an organization admin refused a bound repository does not learn which organization holds it", async () => {
+    const repoUrl = "https://git.example.test/acme/shared-automation.git";
+    const held = await root.git.bindRepository({
+      scope: orgScope(world.orgA.id),
+      repositoryUrl: repoUrl,
+      branch: "main",
+      subfolder: "",
+      credential: undefined,
+      pollIntervalSeconds: 0,
+    });
+    try {
+      const attempt = world.as(world.keys.adminB).git.bindRepository({
+        scope: orgScope(world.orgB.id),
+        repositoryUrl: repoUrl,
+        branch: "main",
+        subfolder: "",
+        credential: undefined,
+        pollIntervalSeconds: 0,
+      });
+      const message = await expectCode(attempt, status.ALREADY_EXISTS);
+      expect(message).toContain("is already bound to another scope");
+      expect(message).not.toContain(world.orgA.id);
+      expect(message).not.toContain(held.binding?.id as string);
+      // Its own admin (and a platform admin) is told exactly where.
+      const own = await expectCode(
+        world.as(world.keys.adminA).git.bindRepository({
+          scope: orgScope(world.orgA.id),
+          repositoryUrl: `${repoUrl}/`,
+          branch: "main",
+          subfolder: "",
+          credential: undefined,
+          pollIntervalSeconds: 0,
+        }),
+        status.FAILED_PRECONDITION,
+      );
+      expect(own).toContain(held.binding?.id as string);
+    } finally {
+      await root.git.unbindRepository({ id: held.binding?.id as string });
+    }
+  });
+
   test("bad binding requests are refused, naming the value and what is allowed", async () => {
     const org = await organization();
     const bad = (url: string, extra: { branch?: string; subfolder?: string } = {}) =>
