@@ -10,7 +10,7 @@ import { createExecutorDeps, type ExecutorDeps, executeWorkflow } from "@bifrost
 // source under tsx, as the runner's own sandbox fixture uses them.
 import { buildNetworkPolicy } from "../../runner/src/sandbox/network-policy.js";
 import { buildSandboxCommand } from "../../runner/src/sandbox/sandbox-command.js";
-import { runSandboxed, type SandboxHost } from "../../runner/src/sandbox/sandbox-process.js";
+import { createSandboxHost, runSandboxed } from "../../runner/src/sandbox/sandbox-process.js";
 import { ensureDenoDir, materializeTree } from "../../runner/src/sandbox/tree.js";
 import { buildImportMap } from "../src/modules/import-map.js";
 
@@ -36,9 +36,10 @@ export interface DenoBaselines {
   /**
    * The same file, imported by /job/entry.js, in the runner's sandbox (cgroups, rlimits,
    * uid 65534, bubblewrap namespaces and mounts, seccomp, the contract's Deno flags) without
-   * the SDK. `cgroups: false` skips the per-run cgroups, to show what joining them costs.
+   * the SDK. `ready: false` spawns the sandbox's launcher on demand instead of taking a
+   * waiting one, to show what the launcher pool saves.
    */
-  sandboxed(options?: { cgroups: boolean }): Promise<void>;
+  sandboxed(options?: { ready: boolean }): Promise<void>;
   /**
    * The trivial workflow through the runner's execution path (tree reuse, job dir, SDK
    * channel, SDK entry, sandbox) with in-process services: a runner with no control plane.
@@ -102,8 +103,8 @@ async function prepare(root: string): Promise<DenoBaselines> {
       );
       expectOk("deno run", stdout);
     },
-    async sandboxed(options = { cgroups: true }) {
-      expectOk("the sandboxed script", await sandboxRun(options.cgroups));
+    async sandboxed(options = { ready: true }) {
+      expectOk("the sandboxed script", await sandboxRun(options.ready));
     },
     async runnerExecution() {
       const outcome = await executeWorkflow(
@@ -149,7 +150,7 @@ async function prepare(root: string): Promise<DenoBaselines> {
 
 /**
  * Writes a job whose entry imports the script from its tree and returns a function running
- * it once in the sandbox (with or without its cgroups) and returning what it printed.
+ * it once in the sandbox (with a waiting launcher or not) and returning what it printed.
  */
 async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
   const workspaceDir = await materializeTree(executor.trees, "baseline", scriptHash, [
@@ -177,27 +178,12 @@ async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
     tmpSizeBytes: 16 * 1024 * 1024,
     scratch: false,
   });
-  const withoutCgroups: SandboxHost = {
-    ...executor.host,
-    limiter: {
-      memoryCgroup: false,
-      pidsCgroup: false,
-      prepare: async () => ({
-        memory: false,
-        pids: false,
-        problems: {},
-        procsFiles: [],
-        oomKilled: async () => false,
-        tasksLimitReached: async () => false,
-        killAll: async () => {},
-        remove: async () => {},
-      }),
-    },
-  };
-  return async (cgroups: boolean) => {
+  // The same host tools and limits, but no launcher waiting: each run spawns its own.
+  const cold = await createSandboxHost({ warn: () => {} }, { spares: 0 });
+  return async (ready: boolean) => {
     const lines: string[] = [];
     const outcome = await runSandboxed({
-      host: cgroups ? executor.host : withoutCgroups,
+      host: ready ? executor.host : cold,
       command,
       limits: executor.limits,
       timeoutMs: 20_000,

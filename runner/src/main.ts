@@ -26,6 +26,7 @@ try {
     },
     logger: { warn: (fields, message) => log.warn(fields, message) },
     heapLimitMb: config.heapLimitMb,
+    sandboxSpares: config.capacity,
   });
   const client = connectControlPlane(config.controlPlane, config.runnerKey);
   let nats: Awaited<ReturnType<typeof connect>>;
@@ -69,6 +70,7 @@ try {
     heartbeat.stop();
     client.close();
     await nats.drain();
+    await executor.host.close();
     log.info("stopped");
     process.exit(0);
   };

@@ -8,6 +8,7 @@ import { builtSdkEntry } from "@bifrost/sdk/host";
 import { findExecutable, locateDenoBinary } from "../sandbox/deno-binary.js";
 import type { LimitsLogger } from "../sandbox/resource-limits.js";
 import { defaultProcessLimits } from "../sandbox/resource-limits.js";
+import { bwrapFixedArgs } from "../sandbox/sandbox-command.js";
 import { createSandboxHost } from "../sandbox/sandbox-process.js";
 import type { ExecutorDeps } from "./sandbox-job.js";
 
@@ -50,16 +51,25 @@ export async function createExecutorDeps(options: {
   fetchContent: (hash: string) => Promise<string>;
   logger: LimitsLogger;
   heapLimitMb?: number;
+  /**
+   * Sandbox launchers kept ready ahead of jobs (launcher-pool.ts): one per slot lets every
+   * slot start its next job without waiting for one. Default 1.
+   */
+  sandboxSpares?: number;
 }): Promise<ExecutorDeps> {
   for (const dir of ["", "trees", "deno-dirs", "jobs"]) {
     await mkdir(join(options.workDir, dir), { recursive: true });
     await chmod(join(options.workDir, dir), 0o711);
   }
   await assertTraversable(options.workDir);
+  const bwrapPath = findExecutable("bwrap");
   return {
-    host: await createSandboxHost(options.logger),
+    host: await createSandboxHost(options.logger, {
+      spares: options.sandboxSpares ?? 1,
+      defaults: { limits: defaultProcessLimits, file: bwrapPath, fixedArgs: bwrapFixedArgs },
+    }),
     deno: await locateDenoBinary(),
-    bwrapPath: findExecutable("bwrap"),
+    bwrapPath,
     sdkDir: dirname(builtSdkEntry()),
     trees: { root: join(options.workDir, "trees"), fetchContent: options.fetchContent },
     denoDirs: join(options.workDir, "deno-dirs"),

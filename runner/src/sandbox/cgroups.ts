@@ -20,14 +20,32 @@ export interface SandboxCgroup {
   problems: { memory?: string; pids?: string };
   /** Files the launching process writes its pid into. */
   procsFiles: string[];
-  /** The kernel OOM killer killed a task of this cgroup. */
+  /** Sets the memory and task limits (a reused cgroup may have had others). */
+  applyLimits(limits: CgroupLimits): Promise<void>;
+  /**
+   * Takes the current OOM-kill and task-limit counters as the zero of `oomKilled` and
+   * `tasksLimitReached`: the kernel's counters only grow, and a reused cgroup keeps them.
+   */
+  resetCounters(): Promise<void>;
+  /** The kernel OOM killer killed a task of this cgroup since the last `resetCounters`. */
   oomKilled(): Promise<boolean>;
-  /** A fork or thread creation failed because of the task limit. */
+  /** A fork or thread creation hit the task limit since the last `resetCounters`. */
   tasksLimitReached(): Promise<boolean>;
   /** SIGKILLs every task still in the cgroups (the process group kill is the first line). */
   killAll(): Promise<void>;
+  /**
+   * Resolves once no task is left (killing stragglers), false if some remain after
+   * `timeoutMs`: only then may the cgroup be reused or removed.
+   */
+  drain(timeoutMs?: number): Promise<boolean>;
   /** Removes the directories once their tasks are gone. */
   remove(): Promise<void>;
+}
+
+/** What a sandbox cgroup limits. */
+export interface CgroupLimits {
+  memoryBytes: number;
+  tasks: number;
 }
 
 /**
@@ -133,23 +151,55 @@ export async function createCgroupDirs(
     const text = await readFile(join(dir, file), "utf8").catch(() => "");
     return Number(new RegExp(`^${key} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
   };
+  const ooms = async () =>
+    (await counter(dirs.memory, "memory.oom_control", "oom_kill")) +
+    (await counter(dirs.unified, "memory.events", "oom_kill"));
+  const taskLimitHits = () => counter(pidsDir, "pids.events", "max");
+  const tasks = async () => {
+    const pids = new Set<string>();
+    for (const dir of all) {
+      const procs = await readFile(join(dir, "cgroup.procs"), "utf8").catch(() => "");
+      for (const pid of procs.split("\n")) if (pid) pids.add(pid);
+    }
+    return pids;
+  };
+  const killAll = async () => {
+    for (const pid of await tasks()) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {}
+    }
+  };
+  let applied = limits;
+  let zero = { ooms: 0, taskLimitHits: 0 };
   return {
     memory: memoryDir !== undefined,
     pids: pidsDir !== undefined,
     problems,
     procsFiles: all.map((dir) => join(dir, "cgroup.procs")),
-    oomKilled: async () =>
-      (await counter(dirs.memory, "memory.oom_control", "oom_kill")) > 0 ||
-      (await counter(dirs.unified, "memory.events", "oom_kill")) > 0,
-    tasksLimitReached: async () => (await counter(pidsDir, "pids.events", "max")) > 0,
-    killAll: async () => {
-      for (const dir of all) {
-        const procs = await readFile(join(dir, "cgroup.procs"), "utf8").catch(() => "");
-        for (const pid of procs.split("\n").filter(Boolean)) {
-          try {
-            process.kill(Number(pid), "SIGKILL");
-          } catch {}
-        }
+    applyLimits: async (next) => {
+      if (applied?.memoryBytes !== next.memoryBytes && memoryDir) {
+        await writeMemoryLimit(dirs, next.memoryBytes, applied?.memoryBytes);
+      }
+      if (applied?.tasks !== next.tasks && pidsDir) {
+        await writeFile(join(pidsDir, "pids.max"), String(next.tasks));
+      }
+      applied = next;
+    },
+    resetCounters: async () => {
+      zero = { ooms: await ooms(), taskLimitHits: await taskLimitHits() };
+    },
+    oomKilled: async () => (await ooms()) > zero.ooms,
+    tasksLimitReached: async () => (await taskLimitHits()) > zero.taskLimitHits,
+    killAll,
+    drain: async (timeoutMs = 2000) => {
+      // A task leaves its cgroup when it is reaped, which trails the exit the runner sees.
+      const deadline = performance.now() + timeoutMs;
+      for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+        if ((await tasks()).size === 0) return true;
+        if (performance.now() > deadline) return false;
+        await killAll();
+        await sleep(wait);
       }
     },
     remove: async () => {
@@ -158,22 +208,57 @@ export async function createCgroupDirs(
   };
 }
 
+// v1 keeps memory.memsw.limit_in_bytes >= memory.limit_in_bytes at every step: raise the
+// swap-inclusive limit first, lower it last.
+async function writeMemoryLimit(
+  dirs: { memory?: string | undefined; unified?: string | undefined },
+  bytes: number,
+  previous: number | undefined,
+): Promise<void> {
+  if (!dirs.memory) {
+    await writeFile(join(dirs.unified as string, "memory.max"), String(bytes));
+    await writeOptional(join(dirs.unified as string, "memory.swap.max"), "0");
+    return;
+  }
+  const limit = join(dirs.memory, "memory.limit_in_bytes");
+  const memsw = join(dirs.memory, "memory.memsw.limit_in_bytes");
+  if (previous !== undefined && bytes > previous) {
+    await writeOptional(memsw, String(bytes));
+    await writeFile(limit, String(bytes));
+  } else {
+    await writeFile(limit, String(bytes));
+    await writeOptional(memsw, String(bytes));
+  }
+}
+
 type SetUp = (dir: string) => Promise<void>;
 
 /**
  * Removes per-sandbox cgroups a crashed runner left behind: only empty ones (rmdir refuses
- * the others) older than `minAgeMs`, so another runner's freshly prepared one is spared.
+ * the others) older than `minAgeMs`, so another runner's freshly prepared one is spared, and
+ * of the pooled ones (`pool-<pid>-<n>`) only those whose runner process is gone: a live
+ * runner keeps its idle pool for as long as it runs.
  */
 export async function sweepStaleCgroups(mounts: CgroupMounts, minAgeMs = 600_000) {
   for (const base of [mounts.memoryV1, mounts.pidsV1, mounts.unified]) {
     if (!base) continue;
     const group = join(base, groupDir);
     for (const name of await readdir(group).catch(() => [] as string[])) {
-      if (!name.startsWith("run-")) continue;
+      const pooledBy = /^pool-(\d+)-/.exec(name)?.[1];
+      if (!name.startsWith("run-") && !(pooledBy && !processExists(Number(pooledBy)))) continue;
       const info = await stat(join(group, name)).catch(() => undefined);
       if (info && Date.now() - info.mtimeMs > minAgeMs)
         await rmdir(join(group, name)).catch(() => {});
     }
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

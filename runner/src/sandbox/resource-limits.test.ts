@@ -1,6 +1,11 @@
 import { describe, expect, test } from "vitest";
 import { findCgroupMounts } from "./cgroups.js";
-import { defaultProcessLimits, type LaunchWrapper, wrapLaunch } from "./resource-limits.js";
+import {
+  defaultProcessLimits,
+  type LaunchWrapper,
+  launchLine,
+  wrapLaunch,
+} from "./resource-limits.js";
 import { deniedSyscalls, seccompFilter } from "./seccomp.js";
 
 const mountinfo = [
@@ -50,7 +55,7 @@ describe("wrapLaunch", () => {
     hostUid: 65534,
   };
 
-  test("joins the cgroups, sets rlimits and drops to the host uid, all before bwrap", () => {
+  test("joins the cgroups, sets rlimits and drops to the host uid, then waits for bwrap's line", () => {
     const { file, args } = wrapLaunch(wrapper, "/usr/bin/bwrap", ["--args", "3"]);
     expect(file).toBe("/bin/sh");
     expect(args.slice(0, 1)).toEqual(["-c"]);
@@ -70,10 +75,25 @@ describe("wrapLaunch", () => {
       "--regid=65534",
       "--clear-groups",
       "--",
+      "/bin/sh",
+      "-c",
+      'set -f; read -r line || exit 125; exec "$@" $line',
+      "sandbox-start",
       "/usr/bin/bwrap",
       "--args",
       "3",
     ]);
+  });
+
+  test("the launch line refuses a word the waiting shell would split or that is empty", () => {
+    expect(launchLine(["/bin/deno", "run", "--allow-net=a.example,b.example"])).toBe(
+      "/bin/deno run --allow-net=a.example,b.example\n",
+    );
+    for (const bad of ["", "two words", "line\nbreak", "tab\there", "nul\0"]) {
+      expect(() => launchLine(["/bin/deno", bad])).toThrow(
+        /must be non-empty and hold no whitespace/,
+      );
+    }
   });
 
   test("RLIMIT_NPROC only without a pids cgroup; no setpriv without a host uid", () => {

@@ -36,15 +36,24 @@ export interface LimitsLogger {
   warn(fields: Record<string, unknown>, message: string): void;
 }
 
-/** What this host can enforce, probed once at start. */
+/** What this host can enforce, probed once at start, and its pool of sandbox cgroups. */
 export interface ResourceLimiter {
   readonly memoryCgroup: boolean;
   readonly pidsCgroup: boolean;
   /**
-   * Creates the cgroups for one sandbox (whatever the host supports) with `limits` applied.
+   * A cgroup for one sandbox (whatever the host supports) with `limits` applied and its
+   * counters zeroed: a free one of the pool, else a new one. Creating and removing cgroups
+   * costs several milliseconds per sandbox (cgroup v1 more), reusing an empty one none.
    * Never throws for missing support: it logs and returns fewer files to join.
    */
-  prepare(limits: ProcessLimits): Promise<SandboxCgroup>;
+  acquire(limits: ProcessLimits): Promise<SandboxCgroup>;
+  /**
+   * Takes a cgroup back once every task in it is gone: only an empty cgroup is reused. One
+   * that does not empty is left out of the pool, with a warning.
+   */
+  release(cgroup: SandboxCgroup): Promise<void>;
+  /** Removes the pooled cgroups (at shutdown). */
+  close(): Promise<void>;
 }
 
 /**
@@ -82,18 +91,36 @@ export async function createResourceLimiter(
       "no pids cgroup: sandbox task limits fall back to RLIMIT_NPROC, shared by every sandbox of the host uid",
     );
   }
+  // The pid lets a later runner tell a dead runner's pool from a live one's (cgroups.ts).
+  const prefix = `pool-${process.pid}-${randomBytes(3).toString("hex")}`;
+  let created = 0;
+  const free: SandboxCgroup[] = [];
   return {
     memoryCgroup,
     pidsCgroup,
-    prepare: (limits) =>
-      createCgroupDirs(found, `run-${randomBytes(8).toString("hex")}`, {
-        memoryBytes: limits.memoryBytes,
-        tasks: limits.tasks,
-      }),
+    acquire: async (limits) => {
+      const cgroup = free.pop() ?? (await createCgroupDirs(found, `${prefix}-${++created}`, null));
+      await cgroup.applyLimits({ memoryBytes: limits.memoryBytes, tasks: limits.tasks });
+      await cgroup.resetCounters();
+      return cgroup;
+    },
+    release: async (cgroup) => {
+      if (await cgroup.drain()) {
+        free.push(cgroup);
+        return;
+      }
+      logger.warn(
+        { cgroup: cgroup.procsFiles },
+        "sandbox cgroup still has tasks 2 s after its sandbox ended: not reused",
+      );
+    },
+    close: async () => {
+      for (const cgroup of free.splice(0)) await cgroup.remove().catch(() => {});
+    },
   };
 }
 
-/** A command that joins cgroups, sets rlimits and drops to another host uid before exec. */
+/** A command that joins cgroups, sets rlimits and drops to another host uid, then waits. */
 export interface LaunchWrapper {
   shPath: string;
   prlimitPath: string;
@@ -114,22 +141,30 @@ export interface LaunchWrapper {
 // POSIX sh, not a shell string: every value arrives as a positional parameter, so nothing
 // is ever parsed as shell syntax. Joining the cgroups comes first so that everything after
 // it, including each thread Deno starts, is counted.
-const wrapperScript = [
+const joinScript = [
   'n="$1"; shift',
   'while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done',
   'exec "$@"',
 ].join("\n");
 
+// The last stage waits, already joined, limited and unprivileged, for one line on stdin:
+// the rest of the command, words separated by spaces. The words are split (never globbed,
+// quoted or expanded further); `launchLine` refuses a word that is empty or holds
+// whitespace. End of input without a line (the runner went away) ends it.
+const waitScript = 'set -f; read -r line || exit 125; exec "$@" $line';
+
 /**
- * Wraps `[file, ...args]` so that, before the sandbox starts, the process has joined its
- * cgroups (children inherit them: no window in which a thread escapes the limits), has no
- * core dumps, bounded open files and file size (prlimit), and runs as `hostUid` (setpriv).
+ * Wraps `[file, ...fixedArgs]` into a launcher that, before the sandbox starts, has joined
+ * its cgroups (children inherit them: no window in which a thread escapes the limits), has
+ * no core dumps, bounded open files and file size (prlimit), runs as `hostUid` (setpriv),
+ * and then waits for the line `launchLine` makes of the command's remaining arguments. So
+ * all of it can run ahead of the job, and starting the sandbox costs one exec.
  * Pure: returns the argv to spawn.
  */
 export function wrapLaunch(
   wrapper: LaunchWrapper,
   file: string,
-  args: readonly string[],
+  fixedArgs: readonly string[],
 ): { file: string; args: string[] } {
   const { limits } = wrapper;
   const rlimit = (name: string, value: number) => `--${name}=${value}:${value}`;
@@ -147,7 +182,7 @@ export function wrapLaunch(
     file: wrapper.shPath,
     args: [
       "-c",
-      wrapperScript,
+      joinScript,
       "sandbox-launch",
       String(wrapper.cgroupProcsFiles.length),
       ...wrapper.cgroupProcsFiles,
@@ -158,8 +193,24 @@ export function wrapLaunch(
       ...(wrapper.limitTasksByRlimit ? [rlimit("nproc", limits.tasks)] : []),
       "--",
       ...drop,
+      wrapper.shPath,
+      "-c",
+      waitScript,
+      "sandbox-start",
       file,
-      ...args,
+      ...fixedArgs,
     ],
   };
+}
+
+/** The line that makes a waiting launcher exec its command with `args` appended. */
+export function launchLine(args: readonly string[]): string {
+  for (const arg of args) {
+    if (arg.length === 0 || /\s/.test(arg) || arg.includes("\0")) {
+      throw new Error(
+        `sandbox argument ${JSON.stringify(arg)} must be non-empty and hold no whitespace or NUL`,
+      );
+    }
+  }
+  return `${args.join(" ")}\n`;
 }

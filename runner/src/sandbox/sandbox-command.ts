@@ -71,6 +71,9 @@ export const sandboxArgsFd = 3;
 /** The fd the seccomp program must be written to. */
 export const sandboxSeccompFd = 4;
 
+/** How every sandbox command starts: what a waiting launcher holds (launcher-pool.ts). */
+export const bwrapFixedArgs: readonly string[] = ["--args", String(sandboxArgsFd), "--"];
+
 const defaultResolver = {
   resolvConf: "/etc/resolv.conf",
   hosts: "/etc/hosts",
@@ -174,7 +177,7 @@ export function buildSandboxCommand(spec: SandboxCommandSpec): SandboxCommand {
   ];
   return {
     file: spec.bwrapPath,
-    args: ["--args", String(sandboxArgsFd), "--", sandboxPaths.deno, ...denoRunArgs(spec)],
+    args: [...bwrapFixedArgs, sandboxPaths.deno, ...denoRunArgs(spec)],
     fdArgs,
     seccomp: seccompFilter(spec.arch ?? currentSeccompArch()),
   };

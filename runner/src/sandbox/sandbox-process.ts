@@ -1,7 +1,6 @@
-import { spawn } from "node:child_process";
 import type { Writable } from "node:stream";
-import type { SandboxCgroup } from "./cgroups.js";
 import { findExecutable } from "./deno-binary.js";
+import { createLauncherPool, type Launcher, type LauncherPool } from "./launcher-pool.js";
 import {
   createOutputSink,
   defaultOutputLimits,
@@ -13,7 +12,6 @@ import {
   type LimitsLogger,
   type ProcessLimits,
   type ResourceLimiter,
-  wrapLaunch,
 } from "./resource-limits.js";
 import {
   type SandboxCommand,
@@ -22,7 +20,7 @@ import {
   sandboxUid,
 } from "./sandbox-command.js";
 
-/** Host tools and limits shared by every sandbox of this runner; create once at start. */
+/** Host tools, limits and ready launchers shared by every sandbox of this runner. */
 export interface SandboxHost {
   shPath: string;
   prlimitPath: string;
@@ -30,21 +28,39 @@ export interface SandboxHost {
   /** Host uid bubblewrap runs as (null: the runner's own; see `LaunchWrapper.hostUid`). */
   hostUid: number | null;
   limiter: ResourceLimiter;
+  launchers: LauncherPool;
+  /** Kills waiting launchers and removes the pooled cgroups; call once at shutdown. */
+  close(): Promise<void>;
 }
 
 /**
  * Finds sh, prlimit and setpriv (util-linux), probes the cgroups (logging what degrades) and,
- * when the runner is root, runs sandboxes as host uid 65534 rather than root.
+ * when the runner is root, runs sandboxes as host uid 65534 rather than root. With `spares`
+ * and the kind of sandbox the runner starts (`defaults`), that many launchers wait ready.
  */
-export async function createSandboxHost(logger: LimitsLogger): Promise<SandboxHost> {
+export async function createSandboxHost(
+  logger: LimitsLogger,
+  options: {
+    spares?: number;
+    defaults?: { limits: ProcessLimits; file: string; fixedArgs: readonly string[] };
+  } = {},
+): Promise<SandboxHost> {
   const isRoot = process.getuid?.() === 0;
-  return {
+  const tools = {
     shPath: findExecutable("/bin/sh"),
     prlimitPath: findExecutable("prlimit"),
     setprivPath: findExecutable("setpriv"),
     hostUid: isRoot ? sandboxUid : null,
-    limiter: await createResourceLimiter(logger),
   };
+  const limiter = await createResourceLimiter(logger);
+  const launchers = createLauncherPool({
+    tools,
+    limiter,
+    logger,
+    spares: options.spares ?? 0,
+    ...(options.defaults && { defaults: options.defaults }),
+  });
+  return { ...tools, limiter, launchers, close: () => launchers.close() };
 }
 
 /** How a sandboxed process ended. Never derived from what it printed. */
@@ -105,48 +121,41 @@ export async function runSandboxed(options: RunSandboxedOptions): Promise<Sandbo
   if (options.signal?.aborted) {
     return { ...outcome, cancelled: true };
   }
-  const cgroup = await options.host.limiter.prepare(options.limits);
+  const { command } = options;
+  const fixed = sandboxFixedArgs(command);
+  const launcher = await options.host.launchers.take(options.limits, command.file, fixed);
   try {
-    await runInCgroup(options, cgroup, outcome);
-    outcome.outOfMemory = outcome.exitCode === heapOutOfMemoryExit || (await cgroup.oomKilled());
-    outcome.tasksLimitReached = await cgroup.tasksLimitReached();
+    await runLaunched(options, launcher, outcome);
+    outcome.outOfMemory =
+      outcome.exitCode === heapOutOfMemoryExit || (await launcher.cgroup.oomKilled());
+    outcome.tasksLimitReached = await launcher.cgroup.tasksLimitReached();
   } finally {
-    await cgroup.killAll();
-    await cgroup.remove();
+    await options.host.launchers.finish(launcher);
   }
   outcome.durationMs = Math.round(performance.now() - started);
   return outcome;
 }
 
-async function runInCgroup(
+/**
+ * The part of a sandbox command that is the same for every job of a kind (bubblewrap's
+ * `--args 3 --`): a launcher waits with it, and the rest (Deno and its per-job flags) is sent
+ * when the job starts.
+ */
+export function sandboxFixedArgs(command: SandboxCommand): string[] {
+  const end = command.args.indexOf("--");
+  if (end < 0) throw new Error("a sandbox command must separate bubblewrap's options with --");
+  return command.args.slice(0, end + 1);
+}
+
+async function runLaunched(
   options: RunSandboxedOptions,
-  cgroup: SandboxCgroup,
+  launcher: Launcher,
   outcome: SandboxOutcome,
 ): Promise<void> {
-  const { host, command } = options;
-  const launch = wrapLaunch(
-    {
-      shPath: host.shPath,
-      prlimitPath: host.prlimitPath,
-      setprivPath: host.setprivPath,
-      cgroupProcsFiles: cgroup.procsFiles,
-      limits: options.limits,
-      limitTasksByRlimit: !cgroup.pids,
-      hostUid: host.hostUid,
-    },
-    command.file,
-    command.args,
-  );
-  // An empty environment: bubblewrap's own environment stays readable inside the sandbox as
-  // /proc/1/environ (measured: it leaked the runner's whole environment), --clearenv or not.
-  const child = spawn(launch.file, launch.args, {
-    detached: true,
-    env: {},
-    cwd: "/",
-    stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
-  });
+  const { command } = options;
+  const child = launcher.child;
   const sink = createOutputSink(options.outputLimits ?? defaultOutputLimits, options.onOutput);
-  let exited = false;
+  let exited = launcher.exited;
   child.once("exit", () => {
     exited = true;
   });
@@ -156,20 +165,29 @@ async function runInCgroup(
     try {
       if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
     } catch {}
-    void cgroup.killAll();
+    void launcher.cgroup.killAll();
   };
+  const closed = new Promise<void>((resolve, reject) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      // A spare that died before use: its own exit is the outcome.
+      outcome.exitCode = child.exitCode;
+      outcome.signal = child.signalCode;
+      resolve();
+      return;
+    }
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      outcome.exitCode = code;
+      outcome.signal = signal;
+      resolve();
+    });
+  });
   const timer = setTimeout(() => kill("timedOut"), options.timeoutMs);
   const onAbort = () => kill("cancelled");
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
-  // If bubblewrap fails before reading them, the write fails with EPIPE: its exit says why.
-  for (const [fd, data] of [
-    [sandboxArgsFd, command.fdArgs.map((arg) => `${arg}\0`).join("")],
-    [sandboxSeccompFd, command.seccomp],
-  ] as const) {
-    const pipe = child.stdio[fd] as Writable;
-    pipe.on("error", () => {});
-    pipe.end(data);
+  for (const { stream, chunk } of launcher.early) {
+    if (!sink.push(stream, chunk)) kill("outputFlooded");
   }
   for (const stream of ["stdout", "stderr"] as const) {
     const readable = child[stream] as NonNullable<(typeof child)[typeof stream]>;
@@ -177,16 +195,19 @@ async function runInCgroup(
       if (!sink.push(stream, chunk)) kill("outputFlooded");
     });
     readable.on("end", () => sink.end(stream));
+    if (readable.readableEnded) sink.end(stream);
   }
+  // Bubblewrap reads its options and the seccomp program once it runs; the pipes hold them
+  // until then. If it fails before reading them, the write fails with EPIPE: its exit says why.
+  for (const [fd, data] of [
+    [sandboxArgsFd, command.fdArgs.map((arg) => `${arg}\0`).join("")],
+    [sandboxSeccompFd, command.seccomp],
+  ] as const) {
+    (child.stdio[fd] as Writable).end(data);
+  }
+  if (!exited) launcher.start(command.args.slice(sandboxFixedArgs(command).length));
   try {
-    await new Promise<void>((resolve, reject) => {
-      child.once("error", reject);
-      child.once("close", (code, signal) => {
-        outcome.exitCode = code;
-        outcome.signal = signal;
-        resolve();
-      });
-    });
+    await closed;
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
