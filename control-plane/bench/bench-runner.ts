@@ -58,6 +58,8 @@ export async function startBenchRunner(options: {
   names: JobDispatchNames;
   runnerKey: string;
   capacity: number;
+  /** Sandboxes prepared ahead of repeating jobs, as the runner does by default (true). */
+  prepared?: boolean;
 }): Promise<BenchRunner> {
   const marks = new Map<string, ExecutionMarks>();
   const errors: unknown[] = [];
@@ -114,6 +116,9 @@ export async function startBenchRunner(options: {
         throw new Error("content is fetched per execution");
       },
       logger: { warn: () => {} },
+      // As the runner's main.ts configures it by default: one of each per slot.
+      sandboxSpares: options.capacity,
+      preparedSandboxes: options.prepared === false ? 0 : options.capacity,
     }),
     runnerName: "bench-runner",
     log: {

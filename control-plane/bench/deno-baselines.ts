@@ -126,7 +126,6 @@ async function prepare(root: string): Promise<DenoBaselines> {
           },
           importMap: buildImportMap([trivialWorkflowPath]),
           organizationHosts: [],
-          token: "bench-execution-token",
         },
         {
           getConfig: noService,

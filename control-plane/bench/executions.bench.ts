@@ -182,6 +182,11 @@ async function run(deno: DenoBaselines): Promise<void> {
   ] as const) {
     ratio(label, figures.sequential.p50, figures.perSecond);
   }
+  columns(
+    "  no sandbox prepared ahead (sequential only)",
+    [`${(platform.sequentialUnprepared.p50 / raw.sequential.p50).toFixed(2)} ×`, 11],
+    [`+${(platform.sequentialUnprepared.p50 - raw.sequential.p50).toFixed(1)} ms`, 12],
+  );
   ratio(`  with ${2 * parallelism} slots (comparison)`, undefined, platform.widerPerSecond);
   const p50Overhead = platform.sequential.p50 - raw.sequential.p50;
   const share = platform.perSecond / raw.perSecond;

@@ -21,6 +21,8 @@ export interface PlatformSettings {
 /** The platform's figures: sequential latency, and executions per second under load. */
 export interface PlatformFigures {
   sequential: LatencySummary;
+  /** The same with no sandbox prepared ahead: each is started after its claim. */
+  sequentialUnprepared: LatencySummary;
   perSecond: number;
   /** Executions per second with twice the slots. */
   widerPerSecond: number;
@@ -81,8 +83,35 @@ export async function measurePlatform(
   const widerPerSecond = await withRunner(cp, settings, runnerKey, 2 * settings.capacity, (r) =>
     measureLoad(r, settings, start, "comparison: 2 slots per CPU"),
   );
+  // What a job pays when no sandbox was prepared for it (its first run, or a workflow that
+  // does not repeat): the sandbox starts only after the claim.
+  const unprepared = await withRunner(
+    cp,
+    { ...settings, prepared: false },
+    runnerKey,
+    settings.capacity,
+    async () => {
+      for (let i = 0; i < settings.warmup; i++) await start();
+      const latencies: number[] = [];
+      for (let i = 0; i < settings.sequentialRuns; i++) {
+        const sent = performance.now();
+        await start();
+        latencies.push(performance.now() - sent);
+      }
+      return latencyRow(
+        `  the same, no sandbox prepared ahead (${settings.sequentialRuns})`,
+        summarize(latencies),
+        "each sandbox started after its claim",
+      );
+    },
+  );
   breakdown(measured.samples, measured.runner);
-  return { sequential: measured.sequential, perSecond: measured.perSecond, widerPerSecond };
+  return {
+    sequential: measured.sequential,
+    sequentialUnprepared: unprepared,
+    perSecond: measured.perSecond,
+    widerPerSecond,
+  };
 }
 
 /** An org, the trivial global workflow (discovered), a runner identity and its API key. */
@@ -128,7 +157,7 @@ function checkSucceeded(response: StartExecutionResponse): string {
 /** Starts one runner, runs `measure` with it and stops it, failing on any error it reported. */
 async function withRunner<T>(
   cp: ExecutionPlane,
-  settings: PlatformSettings,
+  settings: PlatformSettings & { prepared?: boolean },
   runnerKey: string,
   capacity: number,
   measure: (runner: BenchRunner) => Promise<T>,
@@ -139,6 +168,7 @@ async function withRunner<T>(
     names: cp.dispatch.names,
     runnerKey,
     capacity,
+    prepared: settings.prepared !== false,
   });
   try {
     const result = await measure(runner);

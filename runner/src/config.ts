@@ -29,6 +29,9 @@ const schema = z.object({
   BIFROST_RUNNER_WORK_DIR: z.string().min(1).default(".bifrost/runner"),
   // V8 heap limit of each execution, in MB.
   BIFROST_RUNNER_HEAP_MB: z.coerce.number().int().min(32).max(8192).default(256),
+  // Sandboxes started ahead of repeating jobs (an idle Deno, ~30 MB, each); 0 turns it off.
+  // Default: one per slot.
+  BIFROST_RUNNER_PREPARED_SANDBOXES: z.coerce.number().int().min(0).max(256).optional(),
   BIFROST_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info"),
@@ -45,6 +48,7 @@ export interface RunnerConfig {
   name: string;
   workDir: string;
   heapLimitMb: number;
+  preparedSandboxes: number;
   logLevel: string;
 }
 
@@ -67,6 +71,7 @@ export function loadRunnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerCo
     name: v.BIFROST_RUNNER_NAME,
     workDir: resolve(v.BIFROST_RUNNER_WORK_DIR),
     heapLimitMb: v.BIFROST_RUNNER_HEAP_MB,
+    preparedSandboxes: v.BIFROST_RUNNER_PREPARED_SANDBOXES ?? v.BIFROST_RUNNER_CAPACITY,
     logLevel: v.BIFROST_LOG_LEVEL,
   };
 }

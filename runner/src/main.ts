@@ -27,6 +27,7 @@ try {
     logger: { warn: (fields, message) => log.warn(fields, message) },
     heapLimitMb: config.heapLimitMb,
     sandboxSpares: config.capacity,
+    preparedSandboxes: config.preparedSandboxes,
   });
   const client = connectControlPlane(config.controlPlane, config.runnerKey);
   let nats: Awaited<ReturnType<typeof connect>>;
@@ -70,6 +71,7 @@ try {
     heartbeat.stop();
     client.close();
     await nats.drain();
+    await executor.prepared?.close();
     await executor.host.close();
     log.info("stopped");
     process.exit(0);

@@ -50,6 +50,11 @@ export interface SdkChannel {
   violation(): string | undefined;
   /** Secret values seen by this execution, for redacting its output. */
   redactor: Redactor;
+  /**
+   * Gives a channel opened without them its start message and services: the SDK, which may
+   * have said hello already and waits, gets the start message now. Once only.
+   */
+  begin(start: Record<string, unknown>, services: ExecutionServices): void;
   close(): Promise<void>;
 }
 
@@ -65,11 +70,14 @@ const levels = new Set(["debug", "info", "warning", "error"]);
 export async function openSdkChannel(options: {
   dir: string;
   token: string;
-  start: Record<string, unknown>;
-  services: ExecutionServices;
+  /** Without them, the SDK's hello is answered once `begin` gives them (a prepared sandbox). */
+  start?: Record<string, unknown>;
+  services?: ExecutionServices;
   limits?: ChannelLimits;
 }): Promise<SdkChannel> {
   const limits = options.limits ?? defaultChannelLimits;
+  let job = options.start && options.services && { start: options.start, services: options.services };
+  let sendStart: (() => void) | undefined;
   const socketPath = join(options.dir, "sdk.sock");
   await rm(socketPath, { force: true });
   const redactor = createRedactor();
@@ -117,7 +125,8 @@ export async function openSdkChannel(options: {
           return cut("invalid execution token");
         }
         greeted = true;
-        send(options.start);
+        sendStart = () => send(job?.start);
+        if (job) sendStart();
         return;
       }
       handleMessage(message, send, cut).catch((error: unknown) =>
@@ -131,7 +140,9 @@ export async function openSdkChannel(options: {
     send: (m: unknown) => void,
     cut: (reason: string) => void,
   ): Promise<void> {
-    const { services } = options;
+    // The SDK sends nothing after its hello until it has the start message.
+    if (!job) return cut("a message before the start message");
+    const { services } = job;
     switch (message.type) {
       case "log": {
         const level = String(message.level);
@@ -175,7 +186,7 @@ export async function openSdkChannel(options: {
   }
 
   async function call(method: string, params: Record<string, unknown>): Promise<unknown> {
-    const { services } = options;
+    const services = (job as NonNullable<typeof job>).services;
     switch (method) {
       case "config.get": {
         const { secret, ...answer } = await services.getConfig(String(params.key));
@@ -210,6 +221,11 @@ export async function openSdkChannel(options: {
     completion: () => completion,
     violation: () => violation,
     redactor,
+    begin(start, services) {
+      if (job) throw new Error("the channel has its start message already");
+      job = { start, services };
+      sendStart?.();
+    },
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

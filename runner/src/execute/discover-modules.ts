@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { type DiscoveryReport, discoverEntrySource } from "@bifrost/sdk/host";
 import type { ExecutionServices } from "../channel/sdk-channel.js";
 import { type ExecutorDeps, runSandboxJob } from "./sandbox-job.js";
@@ -53,7 +52,6 @@ export async function discoverModules(
         spec.moduleTimeoutMs,
       ),
       start: { type: "start", mode: "discover" },
-      token: randomBytes(24).toString("base64url"),
       network: { workflowHosts: [], organizationHosts: [] },
       timeoutMs: spec.moduleTimeoutMs * spec.modules.length + 5_000,
     },

@@ -10,6 +10,7 @@ import { defaultProcessLimits } from "../sandbox/resource-limits.js";
 import { createSandboxHost } from "../sandbox/sandbox-process.js";
 import { discoverModules } from "./discover-modules.js";
 import { type ExecutionSpec, type ExecutorDeps, executeWorkflow } from "./execute-workflow.js";
+import { createPreparedSandboxes } from "./prepared-sandboxes.js";
 
 // The same path in three scopes, and global workflows that import it by workspace path and
 // by relative import. Module state (a counter) shows whether anything survives between runs.
@@ -136,7 +137,6 @@ function spec(
     view: view(org),
     importMap,
     organizationHosts: [],
-    token: randomUUID(),
   };
 }
 
@@ -190,6 +190,74 @@ describe("a global workflow run for different organizations", () => {
     ]);
   });
 });
+
+describe("sandboxes prepared ahead of repeating jobs", () => {
+  test("a repeated job runs in a sandbox started for it, still one fresh process per execution, and never another org's", async () => {
+    const prepared = createPreparedSandboxes({ maxIdle: 2, repeatWindowMs: 60_000 });
+    const withPrepared: ExecutorDeps = { ...deps, prepared };
+    try {
+      const run = async (org: "a" | "b") => {
+        const outcome = await executeWorkflow(
+          withPrepared,
+          spec(org, "workflows/by-path.ts", "by_path"),
+          recorder().services,
+        );
+        return outcome.status === "succeeded" ? outcome.result : outcome;
+      };
+      // The first run of a boot prepares nothing; the second prepares one for the third.
+      expect(await run("a")).toEqual({ who: "org A", calls: 1, org: orgIds.a, previous: null });
+      expect(prepared.idle()).toBe(0);
+      expect(await run("a")).toEqual({ who: "org A", calls: 1, org: orgIds.a, previous: null });
+      await waitFor(() => prepared.idle() === 1);
+      // B's job does not take A's prepared sandbox: it gets its own tree and modules.
+      expect(await run("b")).toEqual({ who: "org B", calls: 1, org: orgIds.b, previous: null });
+      expect(prepared.idle()).toBe(1);
+      // A's next job takes it: module state starts from nothing (its modules load only now).
+      expect(await run("a")).toEqual({ who: "org A", calls: 1, org: orgIds.a, previous: null });
+      await waitFor(() => prepared.idle() >= 1);
+      expect(await run("a")).toEqual({ who: "org A", calls: 1, org: orgIds.a, previous: null });
+    } finally {
+      await prepared.close();
+    }
+    expect(prepared.idle()).toBe(0);
+  });
+
+  test("a changed tree (another fingerprint) never gets the sandbox prepared for the old one", async () => {
+    const prepared = createPreparedSandboxes({ maxIdle: 1 });
+    const withPrepared: ExecutorDeps = { ...deps, prepared };
+    try {
+      for (let i = 0; i < 2; i++) {
+        await executeWorkflow(
+          withPrepared,
+          spec("b", "workflows/by-path.ts", "by_path"),
+          recorder().services,
+        );
+      }
+      await waitFor(() => prepared.idle() === 1);
+      const changed = spec("b", "workflows/by-path.ts", "by_path");
+      const override = halopsa("org B, changed");
+      const hash = createHash("sha256").update(override).digest("hex");
+      contents.set(hash, override);
+      const entries = changed.view.entries.map((entry) =>
+        entry.path === "shared/halopsa.ts" ? { path: entry.path, contentHash: hash } : entry,
+      );
+      changed.view = { fingerprint: `${changed.view.fingerprint}-changed`, entries };
+      const outcome = await executeWorkflow(withPrepared, changed, recorder().services);
+      expect(outcome.status === "succeeded" && outcome.result).toMatchObject({
+        who: "org B, changed",
+      });
+      // The old boot's sandbox is still waiting, unused.
+      expect(prepared.idle()).toBe(1);
+    } finally {
+      await prepared.close();
+    }
+  });
+});
+
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(condition()).toBe(true);
+}
 
 describe("outcomes", () => {
   test("secret values are redacted from SDK logs, stdout and the result", async () => {

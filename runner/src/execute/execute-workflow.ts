@@ -1,7 +1,7 @@
 import { runEntrySource } from "@bifrost/sdk/host";
 import type { ChannelCompletion, ExecutionServices } from "../channel/sdk-channel.js";
 import type { SandboxOutcome } from "../sandbox/sandbox-process.js";
-import { type ExecutorDeps, runSandboxJob } from "./sandbox-job.js";
+import { bootSandboxJob, type ExecutorDeps, type SandboxBoot } from "./sandbox-job.js";
 
 export type { ExecutorDeps };
 
@@ -17,8 +17,6 @@ export interface ExecutionSpec {
   importMap: { imports: Record<string, string> };
   /** Hosts the organization allows every workflow to reach. */
   organizationHosts: string[];
-  /** The per-execution token the SDK presents on the channel. */
-  token: string;
 }
 
 /** A failure as the execution record keeps it. */
@@ -52,13 +50,19 @@ export async function executeWorkflow(
   services: ExecutionServices,
   signal?: AbortSignal,
 ): Promise<ExecutionOutcome> {
-  const run = await runSandboxJob(
-    deps,
+  const boot: SandboxBoot = {
+    treeOwner: spec.organization.id,
+    view: spec.view,
+    importMap: spec.importMap,
+    entrySource: runEntrySource({ module: spec.workflow.module, workflow: spec.workflow.name }),
+    network: { workflowHosts: spec.workflow.network, organizationHosts: spec.organizationHosts },
+  };
+  const prepared = deps.prepared?.take(boot);
+  // The next job of this boot, if it repeats, gets a sandbox started while this one runs.
+  deps.prepared?.anticipate(boot, () => bootSandboxJob(deps, boot));
+  const sandbox = prepared ?? (await bootSandboxJob(deps, boot));
+  const run = await sandbox.run(
     {
-      treeOwner: spec.organization.id,
-      view: spec.view,
-      importMap: spec.importMap,
-      entrySource: runEntrySource({ module: spec.workflow.module, workflow: spec.workflow.name }),
       start: {
         type: "start",
         mode: "run",
@@ -70,8 +74,6 @@ export async function executeWorkflow(
         },
         params: spec.params,
       },
-      token: spec.token,
-      network: { workflowHosts: spec.workflow.network, organizationHosts: spec.organizationHosts },
       timeoutMs: spec.workflow.timeoutSeconds * 1000,
     },
     services,

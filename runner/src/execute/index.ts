@@ -10,6 +10,7 @@ import type { LimitsLogger } from "../sandbox/resource-limits.js";
 import { defaultProcessLimits } from "../sandbox/resource-limits.js";
 import { bwrapFixedArgs } from "../sandbox/sandbox-command.js";
 import { createSandboxHost } from "../sandbox/sandbox-process.js";
+import { createPreparedSandboxes } from "./prepared-sandboxes.js";
 import type { ExecutorDeps } from "./sandbox-job.js";
 
 export { type DiscoverySpec, discoverModules } from "./discover-modules.js";
@@ -20,6 +21,10 @@ export {
   type ExecutionSpec,
   executeWorkflow,
 } from "./execute-workflow.js";
+export {
+  createPreparedSandboxes,
+  type PreparedSandboxes,
+} from "./prepared-sandboxes.js";
 export type { ExecutorDeps } from "./sandbox-job.js";
 
 /**
@@ -56,6 +61,11 @@ export async function createExecutorDeps(options: {
    * slot start its next job without waiting for one. Default 1.
    */
   sandboxSpares?: number;
+  /**
+   * Sandboxes started ahead of repeating jobs (prepared-sandboxes.ts), at most this many
+   * waiting at once; 0 (the default) turns it off.
+   */
+  preparedSandboxes?: number;
 }): Promise<ExecutorDeps> {
   for (const dir of ["", "trees", "deno-dirs", "jobs"]) {
     await mkdir(join(options.workDir, dir), { recursive: true });
@@ -76,5 +86,13 @@ export async function createExecutorDeps(options: {
     jobs: join(options.workDir, "jobs"),
     limits: defaultProcessLimits,
     heapLimitMb: options.heapLimitMb ?? 256,
+    ...(options.preparedSandboxes &&
+      options.preparedSandboxes > 0 && {
+        prepared: createPreparedSandboxes({
+          maxIdle: options.preparedSandboxes,
+          onError: (error) =>
+            options.logger.warn({ err: error }, "could not prepare a sandbox ahead of its job"),
+        }),
+      }),
   };
 }

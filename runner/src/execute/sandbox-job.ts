@@ -11,8 +11,14 @@ import type { DenoBinary } from "../sandbox/deno-binary.js";
 import { buildNetworkPolicy } from "../sandbox/network-policy.js";
 import type { ProcessLimits } from "../sandbox/resource-limits.js";
 import { buildSandboxCommand } from "../sandbox/sandbox-command.js";
-import { runSandboxed, type SandboxHost, type SandboxOutcome } from "../sandbox/sandbox-process.js";
+import {
+  type SandboxHost,
+  type SandboxOutcome,
+  type StartedSandbox,
+  startSandboxed,
+} from "../sandbox/sandbox-process.js";
 import { ensureDenoDir, materializeTree, type TreeStore } from "../sandbox/tree.js";
+import type { PreparedSandboxes } from "./prepared-sandboxes.js";
 
 /** The runner-wide parts: sandbox host, binaries, where trees, caches and jobs live. */
 export interface ExecutorDeps {
@@ -29,18 +35,23 @@ export interface ExecutorDeps {
   jobs: string;
   limits: ProcessLimits;
   heapLimitMb: number;
+  /** Sandboxes started ahead of repeating jobs (prepared-sandboxes.ts); none if absent. */
+  prepared?: PreparedSandboxes;
 }
 
-/** One sandboxed run: which tree, which entry, what the channel says first. */
-export interface SandboxJob {
+/** What a sandbox is started with, before its job is known: which tree, entry and network. */
+export interface SandboxBoot {
   /** Organization id, or "global" for the global scope's own tree (discovery of global modules). */
   treeOwner: string;
   view: { fingerprint: string; entries: ReadonlyArray<{ path: string; contentHash: string }> };
   importMap: { imports: Record<string, string> };
   entrySource: string;
-  start: Record<string, unknown>;
-  token: string;
   network: { workflowHosts: string[]; organizationHosts: string[] };
+}
+
+/** One sandboxed run: the boot, what the channel says first, and the wall-clock limit. */
+export interface SandboxJob extends SandboxBoot {
+  start: Record<string, unknown>;
   timeoutMs: number;
 }
 
@@ -50,6 +61,23 @@ export interface SandboxJobResult {
   completion: ChannelCompletion | undefined;
   violation: string | undefined;
   redactor: Redactor;
+}
+
+/**
+ * A sandbox started for a boot: Deno is up (or coming up) with the SDK, which has said hello
+ * on the channel and waits for its start message; no workflow module is loaded before that.
+ * Used for one job, or discarded.
+ */
+export interface BootedSandbox {
+  /** Ended before its job (it can only be discarded, or run to report why). */
+  readonly exited: boolean;
+  /** Sends the start message and supervises the run to its end. Once. */
+  run(
+    job: Pick<SandboxJob, "start" | "timeoutMs">,
+    services: ExecutionServices,
+    signal?: AbortSignal,
+  ): Promise<SandboxJobResult>;
+  discard(): Promise<void>;
 }
 
 /**
@@ -63,11 +91,20 @@ export async function runSandboxJob(
   services: ExecutionServices,
   signal?: AbortSignal,
 ): Promise<SandboxJobResult> {
+  return (await bootSandboxJob(deps, job)).run(job, services, signal);
+}
+
+/**
+ * Starts the sandbox of a boot: the tree, a job directory (import map and entry), the SDK
+ * channel with a token of its own (the sandbox never holds a control plane credential) and
+ * the single-use Deno process, which loads the SDK and waits on the channel.
+ */
+export async function bootSandboxJob(deps: ExecutorDeps, boot: SandboxBoot): Promise<BootedSandbox> {
   const workspaceDir = await materializeTree(
     deps.trees,
-    job.treeOwner,
-    job.view.fingerprint,
-    job.view.entries,
+    boot.treeOwner,
+    boot.view.fingerprint,
+    boot.view.entries,
   );
   // Random, not the execution id: nothing in the sandbox's paths names the execution.
   const jobRoot = join(deps.jobs, randomBytes(12).toString("hex"));
@@ -77,14 +114,20 @@ export async function runSandboxJob(
   await mkdir(socketDir, { recursive: true });
   // The sandbox runs as another uid: it must be able to traverse to the job and socket.
   await Promise.all([chmod(jobRoot, 0o711), chmod(jobDir, 0o755), chmod(socketDir, 0o711)]);
-  await writeFile(join(jobDir, "import_map.json"), JSON.stringify(job.importMap), { mode: 0o444 });
-  await writeFile(join(jobDir, "entry.js"), job.entrySource, { mode: 0o444 });
-  const channel = await openSdkChannel({
-    dir: socketDir,
-    token: job.token,
-    start: job.start,
-    services,
-  });
+  await Promise.all([
+    writeFile(join(jobDir, "import_map.json"), JSON.stringify(boot.importMap), { mode: 0o444 }),
+    writeFile(join(jobDir, "entry.js"), boot.entrySource, { mode: 0o444 }),
+  ]);
+  const token = randomBytes(24).toString("base64url");
+  const channel = await openSdkChannel({ dir: socketDir, token });
+  // Removing the job is not on anyone's critical path: it runs after the result is out.
+  const cleanUp = () => {
+    void channel
+      .close()
+      .then(() => rm(jobRoot, { recursive: true, force: true }))
+      .catch(() => {});
+  };
+  let started: StartedSandbox;
   try {
     const command = buildSandboxCommand({
       bwrapPath: deps.bwrapPath,
@@ -93,34 +136,48 @@ export async function runSandboxJob(
       sdkDir: deps.sdkDir,
       jobDir,
       socketDir,
-      denoDir: await ensureDenoDir(deps.denoDirs, job.treeOwner, deps.host.hostUid),
-      network: buildNetworkPolicy(job.network),
-      token: job.token,
+      denoDir: await ensureDenoDir(deps.denoDirs, boot.treeOwner, deps.host.hostUid),
+      network: buildNetworkPolicy(boot.network),
+      token,
       heapLimitMb: deps.heapLimitMb,
       tmpSizeBytes: 16 * 1024 * 1024,
       scratch: false,
     });
-    const sandbox = await runSandboxed({
-      host: deps.host,
-      command,
-      limits: deps.limits,
-      timeoutMs: job.timeoutMs,
-      ...(signal && { signal }),
-      onOutput: (stream, line) =>
-        services.log({
-          level: stream === "stderr" ? "warning" : "info",
-          message: channel.redactor.text(line),
-          data: { stream },
-        }),
-    });
-    return {
-      sandbox,
-      completion: channel.completion(),
-      violation: channel.violation(),
-      redactor: channel.redactor,
-    };
-  } finally {
-    await channel.close();
-    await rm(jobRoot, { recursive: true, force: true });
+    started = await startSandboxed({ host: deps.host, command, limits: deps.limits });
+  } catch (error) {
+    cleanUp();
+    throw error;
   }
+  return {
+    get exited() {
+      return started.exited;
+    },
+    async run(job, services, signal) {
+      channel.begin(job.start, services);
+      try {
+        const sandbox = await started.supervise({
+          timeoutMs: job.timeoutMs,
+          ...(signal && { signal }),
+          onOutput: (stream, line) =>
+            services.log({
+              level: stream === "stderr" ? "warning" : "info",
+              message: channel.redactor.text(line),
+              data: { stream },
+            }),
+        });
+        return {
+          sandbox,
+          completion: channel.completion(),
+          violation: channel.violation(),
+          redactor: channel.redactor,
+        };
+      } finally {
+        cleanUp();
+      }
+    },
+    async discard() {
+      await started.discard();
+      cleanUp();
+    },
+  };
 }

@@ -188,7 +188,6 @@ export function createJobHandler(deps: {
           view: { fingerprint: tree.fingerprint, entries: tree.entries },
           importMap: JSON.parse(tree.importMapJson) as { imports: Record<string, string> },
           organizationHosts: claim.organizationHosts,
-          token,
         },
         services,
         cancel.signal,
