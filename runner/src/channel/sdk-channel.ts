@@ -76,7 +76,8 @@ export async function openSdkChannel(options: {
   limits?: ChannelLimits;
 }): Promise<SdkChannel> {
   const limits = options.limits ?? defaultChannelLimits;
-  let job = options.start && options.services && { start: options.start, services: options.services };
+  let job = options.start &&
+    options.services && { start: options.start, services: options.services };
   let sendStart: (() => void) | undefined;
   const socketPath = join(options.dir, "sdk.sock");
   await rm(socketPath, { force: true });

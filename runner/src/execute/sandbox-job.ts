@@ -99,7 +99,10 @@ export async function runSandboxJob(
  * channel with a token of its own (the sandbox never holds a control plane credential) and
  * the single-use Deno process, which loads the SDK and waits on the channel.
  */
-export async function bootSandboxJob(deps: ExecutorDeps, boot: SandboxBoot): Promise<BootedSandbox> {
+export async function bootSandboxJob(
+  deps: ExecutorDeps,
+  boot: SandboxBoot,
+): Promise<BootedSandbox> {
   const workspaceDir = await materializeTree(
     deps.trees,
     boot.treeOwner,

@@ -148,17 +148,15 @@ export async function startSandboxed(options: StartSandboxedOptions): Promise<St
   child.once("exit", () => {
     exited = true;
   });
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
-    (resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        // A spare that died before use: its own exit is the outcome.
-        resolve({ code: child.exitCode, signal: child.signalCode });
-        return;
-      }
-      child.once("error", () => resolve({ code: null, signal: null }));
-      child.once("close", (code, signal) => resolve({ code, signal }));
-    },
-  );
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      // A spare that died before use: its own exit is the outcome.
+      resolve({ code: child.exitCode, signal: child.signalCode });
+      return;
+    }
+    child.once("error", () => resolve({ code: null, signal: null }));
+    child.once("close", (code, signal) => resolve({ code, signal }));
+  });
   // Output goes to the sink once there is one; until then it is held (up to a cap).
   const held: Array<{ stream: OutputStream; chunk: Buffer }> = [...launcher.early];
   let heldBytes = held.reduce((sum, { chunk }) => sum + chunk.length, 0);
