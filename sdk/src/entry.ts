@@ -169,7 +169,7 @@ async function run(options: RunOptions): Promise<never> {
     const handler = declaration.handler as (params: unknown, ctx: unknown) => unknown;
     outcome = await guard(() => handler(params.value, ctx));
   } else {
-    outcome = await guard(() => declaration.handler(ctx));
+    outcome = await guard(() => declaration.handler(ctx, start.params ?? {}));
   }
   if ("stalled" in outcome || "late" in outcome) {
     return fail(

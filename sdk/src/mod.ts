@@ -53,6 +53,7 @@ export {
 export type { StartedBy } from "./protocol.js";
 export {
   type DataProvider,
+  type DataProviderInputs,
   type DataProviderOptions,
   dataProvider,
   isDataProvider,

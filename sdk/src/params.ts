@@ -10,7 +10,14 @@ import { checkParamValue, describe, describeType, type ParamError } from "./para
  * `@bifrost/sdk/params`.
  */
 
-export type { JsonValue, ListItemType, ParamMeta, ParamType, ParamValidation } from "./meta.js";
+export type {
+  DataProviderOption,
+  JsonValue,
+  ListItemType,
+  ParamMeta,
+  ParamType,
+  ParamValidation,
+} from "./meta.js";
 export {
   checkParamValue,
   describeType,
@@ -19,6 +26,7 @@ export {
 } from "./param-check.js";
 export { checkParamMeta } from "./param-meta.js";
 export { type ParamTextResult, parseParamText } from "./param-text.js";
+export { type Checked, checkOptions } from "./result-check.js";
 
 /** The outcome of validateParams: the params with defaults applied, or every error found. */
 export type ParamsValidation =

@@ -4,6 +4,7 @@ import type { Context } from "./context.js";
 import type {
   DataProviderDefinition,
   DataProviderOption,
+  JsonValue,
   ParamMeta,
   WorkflowDefinition,
 } from "./meta.js";
@@ -77,11 +78,21 @@ export interface DataProviderOptions {
   cacheTtlSeconds?: number;
 }
 
+/**
+ * What the caller of a data provider passes (GetDataProviderOptions' `inputs`, e.g. the
+ * values a form already has): a JSON object, empty when none were given. Not validated
+ * against any schema: check what you read.
+ */
+export type DataProviderInputs = Readonly<Record<string, JsonValue>>;
+
 /** A declared data provider: a named list of options for form fields. */
 export interface DataProvider {
   readonly kind: "dataProvider";
   readonly meta: Readonly<DataProviderDefinition>;
-  readonly handler: (ctx: Context) => DataProviderOption[] | Promise<DataProviderOption[]>;
+  readonly handler: (
+    ctx: Context,
+    inputs: DataProviderInputs,
+  ) => DataProviderOption[] | Promise<DataProviderOption[]>;
 }
 
 /** The param declarations `workflow()` accepts. */
@@ -146,7 +157,10 @@ export function workflow<D extends ParamDeclarations = Record<never, Param>, R =
  */
 export function dataProvider(
   options: DataProviderOptions,
-  handler: (ctx: Context) => DataProviderOption[] | Promise<DataProviderOption[]>,
+  handler: (
+    ctx: Context,
+    inputs: DataProviderInputs,
+  ) => DataProviderOption[] | Promise<DataProviderOption[]>,
 ): DataProvider {
   const meta: DataProviderDefinition = {
     name: options?.name,
