@@ -5,6 +5,7 @@ import { createConfigService } from "./config-store/config-service.js";
 import type { ConfigStore } from "./config-store/config-store.js";
 import { createConfigStore } from "./config-store/config-store.js";
 import type { Sql } from "./db/postgres.js";
+import { createDataProviderOptions } from "./executions/data-provider-options.js";
 import { createExecutionService } from "./executions/execution-service.js";
 import { createExecutionStore, type ExecutionStore } from "./executions/execution-store.js";
 import type { ExecutionWaiter } from "./executions/execution-waiter.js";
@@ -36,6 +37,8 @@ import { createWorkflowStore, type WorkflowStore } from "./workflows/workflow-st
 
 /** The control plane's stores, wired to their clients. */
 export interface Stores {
+  /** The Redis client and key prefix, for caches beside the module cache. */
+  redis: { client: Redis; prefix: string };
   organizations: OrganizationStore;
   identity: IdentityStore;
   modules: ModuleStore;
@@ -72,6 +75,7 @@ export function createStores(deps: {
   const secrets = createSecretStore(sql, settings.secretKeyring);
   const workflows = createWorkflowStore(sql);
   return {
+    redis: { client: redis, prefix: settings.redisKeyPrefix },
     organizations: createOrganizationStore(sql),
     identity: createIdentityStore(sql),
     modules: createModuleStore({ sql, cache, log, maxModuleBytes: settings.moduleMaxBytes }),
@@ -130,6 +134,16 @@ export async function startControlPlaneServer(deps: {
         queue: deps.queue,
         waiter: deps.waiter,
         log,
+        dataProviders: createDataProviderOptions({
+          executions: stores.executions,
+          queue: deps.queue,
+          waiter: deps.waiter,
+          log,
+          workflows: stores.workflows,
+          modules: stores.modules,
+          redis: stores.redis.client,
+          prefix: stores.redis.prefix,
+        }),
       }),
       "bifrost.v1.RunnerService": createRunnerService(edge, policy, {
         executions: stores.executions,

@@ -8,7 +8,8 @@ export type ErrorCode =
   | "permission_denied"
   | "unauthenticated"
   | "failed_precondition"
-  | "resource_exhausted";
+  | "resource_exhausted"
+  | "deadline_exceeded";
 
 const grpcStatusByCode: Record<ErrorCode, status> = {
   invalid_argument: status.INVALID_ARGUMENT,
@@ -18,6 +19,7 @@ const grpcStatusByCode: Record<ErrorCode, status> = {
   unauthenticated: status.UNAUTHENTICATED,
   failed_precondition: status.FAILED_PRECONDITION,
   resource_exhausted: status.RESOURCE_EXHAUSTED,
+  deadline_exceeded: status.DEADLINE_EXCEEDED,
 };
 
 /**
@@ -54,6 +56,9 @@ export const unauthenticated = (message: string) => new AppError("unauthenticate
 export const failedPrecondition = (message: string) => new AppError("failed_precondition", message);
 /** A size or count limit was exceeded. */
 export const resourceExhausted = (message: string) => new AppError("resource_exhausted", message);
+
+/** The work did not finish within the deadline it was given. */
+export const deadlineExceeded = (message: string) => new AppError("deadline_exceeded", message);
 
 /** Exhaustiveness guard for switches over closed unions. */
 export function assertNever(value: never): never {

@@ -170,6 +170,9 @@ const matrix: PerRpc<Row> = {
     ListExecutions:  row([OK, OK, OK],                      [OK, DENY, DENY],                orgIdOnly),
     CancelExecution: row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, NOT_FOUND, NOT_FOUND], orgIdOnly),
     WatchExecution:  row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, NOT_FOUND, NOT_FOUND], orgIdOnly),
+    // As StartExecution: no provider is declared here, so an allowed caller learns it does not
+    // exist. The positive paths are in data-provider-options.integration.test.ts.
+    GetDataProviderOptions: row([NOT_FOUND, NOT_FOUND, NOT_FOUND], [NOT_FOUND, DENY, DENY], orgIdOnly),
   },
   // Runner identities only: none of these callers is one (the runner's own calls are in
   // executions.integration.test.ts).
@@ -561,11 +564,21 @@ const builders: PerRpc<Build> = {
         organizationId: orgOf(target),
         workflow: "",
         status: 0,
+        kind: 0,
         ...page,
       }),
     ),
     CancelExecution: plain((api) => api.executions.cancelExecution({ id: randomUUID() })),
     WatchExecution: plain((api) => api.watchExecution({ id: randomUUID() })),
+    GetDataProviderOptions: plain((api, { target }) =>
+      api.executions.getDataProviderOptions({
+        organizationId: orgOf(target),
+        dataProvider: "no_such_provider",
+        inputs: {},
+        noCache: false,
+        timeoutSeconds: 0,
+      }),
+    ),
   },
   RunnerService: {
     ClaimExecution: plain((_api, { caller }) =>

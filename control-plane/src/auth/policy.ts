@@ -204,6 +204,9 @@ export function createPolicy(identity: IdentityStore, lookups: PolicyLookups): P
         requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "member"),
       CancelExecution: (r, p) => memberOfExecution(parseUuid(r.id, "id"), p),
       WatchExecution: (r, p) => memberOfExecution(parseUuid(r.id, "id"), p),
+      // Running a data provider is running code in the organization: as StartExecution.
+      GetDataProviderOptions: (r, p) =>
+        requireOrganizationRole(p, parseUuid(r.organizationId, "organization_id"), "member"),
     },
     // Runner identities only; every call after the claim also needs the execution's token.
     RunnerService: {

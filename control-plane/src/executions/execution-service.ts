@@ -1,6 +1,7 @@
 import {
   type Execution,
   type ExecutionServiceServer,
+  ExecutionKind as ProtoKind,
   ExecutionStatus as ProtoStatus,
 } from "@bifrost/proto";
 import type { Policy } from "../auth/policy.js";
@@ -15,7 +16,14 @@ import { serverStream } from "../grpc/server-stream.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
 import type { Logger } from "../log.js";
 import { parseUuid } from "../scope.js";
-import type { ExecutionRecord, ExecutionStatus, ExecutionStore } from "./execution-store.js";
+import type { DataProviderOptionsService } from "./data-provider-options.js";
+import { awaitExecution, dispatchExecution } from "./dispatch.js";
+import type {
+  ExecutionKind,
+  ExecutionRecord,
+  ExecutionStatus,
+  ExecutionStore,
+} from "./execution-store.js";
 import { terminalStatuses } from "./execution-store.js";
 import type { ExecutionWaiter } from "./execution-waiter.js";
 import type { JobQueue } from "./job-queue.js";
@@ -39,6 +47,21 @@ export function statusFromProto(status: ProtoStatus): ExecutionStatus | undefine
 
 export { statusToProto };
 
+const kindToProto: Record<ExecutionKind, ProtoKind> = {
+  workflow: ProtoKind.EXECUTION_KIND_WORKFLOW,
+  data_provider: ProtoKind.EXECUTION_KIND_DATA_PROVIDER,
+};
+
+/** The store's kind for a wire kind (UNSPECIFIED = no filter). */
+export function kindFromProto(kind: ProtoKind): ExecutionKind | undefined {
+  if (kind === ProtoKind.EXECUTION_KIND_WORKFLOW) return "workflow";
+  if (kind === ProtoKind.EXECUTION_KIND_DATA_PROVIDER) return "data_provider";
+  if (kind === ProtoKind.EXECUTION_KIND_UNSPECIFIED) return undefined;
+  throw invalidArgument(`kind ${kind} is not an execution kind`);
+}
+
+export { kindToProto };
+
 /** An execution record on the wire (events included when given). */
 export function executionToProto(
   record: ExecutionRecord,
@@ -57,6 +80,7 @@ export function executionToProto(
     id: record.id,
     organizationId: record.organizationId,
     workflow: record.workflow,
+    kind: kindToProto[record.kind],
     status: statusToProto[record.status],
     params: record.params,
     result: record.result ?? undefined,
@@ -90,7 +114,13 @@ const watchPollMs = 200;
 export function createExecutionService(
   edge: EdgeDeps,
   policy: Policy,
-  deps: { executions: ExecutionStore; queue: JobQueue; waiter: ExecutionWaiter; log: Logger },
+  deps: {
+    executions: ExecutionStore;
+    queue: JobQueue;
+    waiter: ExecutionWaiter;
+    log: Logger;
+    dataProviders: DataProviderOptionsService;
+  },
 ): ExecutionServiceServer {
   const rules = policy.ExecutionService;
   const { executions } = deps;
@@ -107,23 +137,9 @@ export function createExecutionService(
         );
       }
       const record = await executions.start(actor, organizationId, req.workflow, req.params ?? {});
-      try {
-        await deps.queue.publish({ executionId: record.id, organizationId });
-        await executions.markDispatched(record.id);
-      } catch (error) {
-        // NATS is unreachable (restarting, say): the execution stays queued and the dispatch
-        // retry publishes it once NATS is back. A publish that did get through is dropped
-        // as a duplicate there (the message id is the execution id).
-        deps.log.warn({ err: error, executionId: record.id }, "dispatch deferred");
-      }
+      await dispatchExecution(deps, record);
       if (req.waitForResult) {
-        const deadline = Date.now() + (req.waitTimeoutSeconds || 30) * 1000;
-        // The LISTEN wake-up may race with completion: re-read after each wake or timeout.
-        while (Date.now() < deadline) {
-          const current = await executions.get(record.id);
-          if (terminalStatuses.has(current.status)) break;
-          await deps.waiter.wait(record.id, Math.min(1000, deadline - Date.now()));
-        }
+        await awaitExecution(deps, record.id, Date.now() + (req.waitTimeoutSeconds || 30) * 1000);
       }
       return { execution: await full(record.id) };
     }),
@@ -136,11 +152,13 @@ export function createExecutionService(
       const limit = pageSize(req.pageSize, { default: 50, max: 500 });
       const before = decodePageToken(req.pageToken, isTimestampUuidPosition);
       const status = statusFromProto(req.status);
+      const kind = kindFromProto(req.kind);
       const rows = await executions.list({
         organizationId: parseUuid(req.organizationId, "organization_id"),
         limit,
         ...(req.workflow && { workflow: req.workflow }),
         ...(status && { status }),
+        ...(kind && { kind }),
         ...(req.createdAfter && { createdAfter: req.createdAfter }),
         ...(req.createdBefore && { createdBefore: req.createdBefore }),
         ...(before && { before }),
@@ -151,6 +169,31 @@ export function createExecutionService(
         nextPageToken: last ? encodePageToken(last.cursor) : "",
       };
     }),
+
+    getDataProviderOptions: unary(
+      edge,
+      "GetDataProviderOptions",
+      rules.GetDataProviderOptions,
+      async (req, { actor }) => {
+        const result = await deps.dataProviders.get(
+          actor,
+          parseUuid(req.organizationId, "organization_id"),
+          req.dataProvider,
+          req.inputs ?? {},
+          { noCache: req.noCache, timeoutSeconds: req.timeoutSeconds },
+        );
+        return {
+          options: result.options.map((o) => ({
+            label: o.label,
+            value: o.value,
+            metadata: o.metadata,
+          })),
+          cached: result.cached,
+          executionId: result.executionId,
+          producedAt: result.producedAt,
+        };
+      },
+    ),
 
     watchExecution: serverStream(
       edge,

@@ -5,7 +5,11 @@ import type { ConfigStore } from "../config-store/config-store.js";
 import type { Sql } from "../db/postgres.js";
 import { failedPrecondition, invalidArgument, notFound, unauthenticated } from "../errors.js";
 import type { SecretStore } from "../secrets/secret-store.js";
-import { validateWorkflowName, type WorkflowStore } from "../workflows/workflow-store.js";
+import {
+  type DataProviderRecord,
+  validateWorkflowName,
+  type WorkflowStore,
+} from "../workflows/workflow-store.js";
 
 /** Where an execution stands. Terminal: succeeded, failed, timed_out, cancelled. */
 export type ExecutionStatus =
@@ -21,6 +25,9 @@ export const terminalStatuses: ReadonlySet<ExecutionStatus> = new Set([
   "timed_out",
   "cancelled",
 ]);
+
+/** What an execution runs: a workflow, or a data provider (its name in `workflow`). */
+export type ExecutionKind = "workflow" | "data_provider";
 
 /** Largest params accepted, as JSON bytes: executions carry data, not payloads. */
 export const maxParamsBytes = 256 * 1024;
@@ -40,6 +47,7 @@ export interface ExecutionErrorRecord {
 export interface ExecutionRecord {
   id: string;
   organizationId: string;
+  kind: ExecutionKind;
   workflow: string;
   modulePath: string;
   network: string[];
@@ -61,6 +69,7 @@ export interface ExecutionRecord {
 interface ExecutionRow {
   id: string;
   organization_id: string;
+  kind: ExecutionKind;
   workflow: string;
   module_path: string;
   network: string[];
@@ -82,6 +91,7 @@ interface ExecutionRow {
 export const toExecutionRecord = (row: ExecutionRow): ExecutionRecord => ({
   id: row.id,
   organizationId: row.organization_id,
+  kind: row.kind,
   workflow: row.workflow,
   modulePath: row.module_path,
   network: row.network,
@@ -99,6 +109,15 @@ export const toExecutionRecord = (row: ExecutionRow): ExecutionRecord => ({
   startedAt: row.started_at,
   finishedAt: row.finished_at,
 });
+
+function checkParamsSize(params: Record<string, unknown>, field: string): void {
+  const size = Buffer.byteLength(JSON.stringify(params));
+  if (size > maxParamsBytes) {
+    throw invalidArgument(
+      `${field} are ${size} bytes of JSON; at most ${maxParamsBytes} bytes are allowed`,
+    );
+  }
+}
 
 const hashToken = (token: string) => createHash("sha256").update(token).digest();
 
@@ -122,6 +141,41 @@ export function createExecutionStore(deps: {
     return toExecutionRecord(row);
   }
 
+  async function insertQueued(
+    actor: Actor,
+    run: {
+      organizationId: string;
+      kind: ExecutionKind;
+      name: string;
+      modulePath: string;
+      network: string[];
+      timeoutSeconds: number;
+      params: Record<string, unknown>;
+    },
+  ): Promise<ExecutionRecord> {
+    const [org] = await sql<
+      { active: boolean }[]
+    >`select active from organizations where id = ${run.organizationId}`;
+    if (!org?.active) throw failedPrecondition(`organization "${run.organizationId}" is inactive`);
+    return sql.begin(async (tx) => {
+      const [row] = await tx<ExecutionRow[]>`
+        insert into executions (organization_id, kind, workflow, module_path, network, timeout_seconds, status,
+          params, started_by_user_id)
+        values (${run.organizationId}, ${run.kind}, ${run.name}, ${run.modulePath}, ${run.network},
+          ${run.timeoutSeconds}, 'queued', ${tx.json(run.params as never)}, ${actor.userId})
+        returning *`;
+      const record = toExecutionRecord(row as ExecutionRow);
+      await recordAudit(tx, actor, {
+        organizationId: run.organizationId,
+        action: "execution.start",
+        targetType: "execution",
+        target: record.id,
+        details: run.kind === "workflow" ? { workflow: run.name } : { dataProvider: run.name },
+      });
+      return record;
+    });
+  }
+
   return {
     /** Validates params against the resolved workflow's schema and records a queued execution. */
     async start(
@@ -131,12 +185,7 @@ export function createExecutionStore(deps: {
       params: Record<string, unknown>,
     ) {
       validateWorkflowName(workflowName);
-      const size = Buffer.byteLength(JSON.stringify(params));
-      if (size > maxParamsBytes) {
-        throw invalidArgument(
-          `params are ${size} bytes of JSON; at most ${maxParamsBytes} bytes are allowed`,
-        );
-      }
+      checkParamsSize(params, "params");
       const { workflow } = await deps.workflows.resolve(organizationId, workflowName);
       const checked = validateParams(workflow.metadata.params, params);
       if (!checked.ok) {
@@ -144,27 +193,38 @@ export function createExecutionStore(deps: {
           checked.errors.map((e) => `params.${e.field}: ${e.message}`).join("; "),
         );
       }
-      const [org] = await sql<
-        { active: boolean }[]
-      >`select active from organizations where id = ${organizationId}`;
-      if (!org?.active) throw failedPrecondition(`organization "${organizationId}" is inactive`);
-      return sql.begin(async (tx) => {
-        const [row] = await tx<ExecutionRow[]>`
-          insert into executions (organization_id, workflow, module_path, network, timeout_seconds, status, params,
-            started_by_user_id)
-          values (${organizationId}, ${workflow.name}, ${workflow.modulePath}, ${workflow.metadata.network},
-            ${workflow.metadata.timeoutSeconds ?? defaultTimeoutSeconds}, 'queued',
-            ${tx.json(checked.value as never)}, ${actor.userId})
-          returning *`;
-        const record = toExecutionRecord(row as ExecutionRow);
-        await recordAudit(tx, actor, {
-          organizationId,
-          action: "execution.start",
-          targetType: "execution",
-          target: record.id,
-          details: { workflow: workflow.name },
-        });
-        return record;
+      return insertQueued(actor, {
+        organizationId,
+        kind: "workflow",
+        name: workflow.name,
+        modulePath: workflow.modulePath,
+        network: workflow.metadata.network,
+        timeoutSeconds: workflow.metadata.timeoutSeconds ?? defaultTimeoutSeconds,
+        params: checked.value as Record<string, unknown>,
+      });
+    },
+
+    /**
+     * Records a queued run of a resolved data provider with these inputs. A data provider
+     * declares no network hosts (only the organization's apply) and no timeout: the caller's
+     * deadline is its timeout.
+     */
+    async startDataProvider(
+      actor: Actor,
+      organizationId: string,
+      provider: DataProviderRecord,
+      inputs: Record<string, unknown>,
+      timeoutSeconds: number,
+    ) {
+      checkParamsSize(inputs, "inputs");
+      return insertQueued(actor, {
+        organizationId,
+        kind: "data_provider",
+        name: provider.name,
+        modulePath: provider.modulePath,
+        network: [],
+        timeoutSeconds,
+        params: inputs,
       });
     },
 
@@ -187,6 +247,7 @@ export function createExecutionStore(deps: {
     async list(options: {
       organizationId: string;
       workflow?: string;
+      kind?: ExecutionKind;
       status?: ExecutionStatus;
       createdAfter?: Date;
       createdBefore?: Date;
@@ -197,6 +258,7 @@ export function createExecutionStore(deps: {
         select *, created_at::text as created_text from executions
         where organization_id = ${options.organizationId}
           and ${options.workflow ? sql`workflow = ${validateWorkflowName(options.workflow)}` : sql`true`}
+          and ${options.kind ? sql`kind = ${options.kind}` : sql`true`}
           and ${options.status ? sql`status = ${options.status}` : sql`true`}
           and ${options.createdAfter ? sql`created_at >= ${options.createdAfter}` : sql`true`}
           and ${options.createdBefore ? sql`created_at < ${options.createdBefore}` : sql`true`}

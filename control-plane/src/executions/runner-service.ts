@@ -12,7 +12,7 @@ import { buildImportMap } from "../modules/import-map.js";
 import type { ModuleStore } from "../modules/module-store.js";
 import type { OrganizationStore } from "../organizations/organization-store.js";
 import { parseUuid } from "../scope.js";
-import { statusFromProto } from "./execution-service.js";
+import { kindToProto, statusFromProto } from "./execution-service.js";
 import type { ExecutionStore } from "./execution-store.js";
 
 const maxModulesPerCall = 2000;
@@ -69,6 +69,7 @@ export function createRunnerService(
         viewFingerprint: tree.fingerprint,
         importMapJson: JSON.stringify(tree.importMap),
         organizationHosts,
+        kind: kindToProto[execution.kind],
       };
     }),
 

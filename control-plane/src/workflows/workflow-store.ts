@@ -15,6 +15,17 @@ export interface WorkflowRecord {
   discoveredAt: Date;
 }
 
+/** A data provider as stored: its scope, module (and the content hash it was discovered in). */
+export interface DataProviderRecord {
+  scope: Scope;
+  name: string;
+  modulePath: string;
+  exportName: string;
+  /** Content hash of the declaring module when it was discovered. */
+  moduleHash: string;
+  metadata: DataProviderMeta;
+}
+
 /** What discovery found in one module, as of the content hash it loaded. */
 export interface ModuleDiscovery {
   path: string;
@@ -53,12 +64,23 @@ export interface WorkflowStore {
     organizationId: string,
     name: string,
   ): Promise<{ workflow: WorkflowRecord; provenance: Provenance }>;
+  /** The data provider an organization runs under this name (its own, else the global one). */
+  resolveDataProvider(
+    organizationId: string,
+    name: string,
+  ): Promise<{ dataProvider: DataProviderRecord; provenance: Provenance }>;
 }
 
 const workflowCascade = createCascade({
   table: "workflows",
   keyColumn: "name",
   columns: ["module_path", "export_name", "metadata", "discovered_at"],
+});
+
+const dataProviderCascade = createCascade({
+  table: "data_providers",
+  keyColumn: "name",
+  columns: ["module_path", "export_name", "module_hash", "metadata"],
 });
 
 interface WorkflowRow {
@@ -180,6 +202,36 @@ export function createWorkflowStore(sql: Sql): WorkflowStore {
       }
       return {
         workflow: toRecord(winner as unknown as WorkflowRow),
+        provenance: winner.provenance,
+      };
+    },
+
+    async resolveDataProvider(organizationId, rawName) {
+      const name = validateWorkflowName(rawName, "data_provider");
+      const { winner } = await dataProviderCascade.resolve(sql, organizationId, name);
+      if (!winner) {
+        await assertOrganizationExists(sql, organizationId);
+        throw notFound(
+          `data provider "${name}" not found for organization "${organizationId}" or globally`,
+        );
+      }
+      const row = winner as unknown as {
+        organization_id: string | null;
+        key: string;
+        module_path: string;
+        export_name: string;
+        module_hash: string;
+        metadata: DataProviderMeta;
+      };
+      return {
+        dataProvider: {
+          scope: scopeOfRow(row.organization_id),
+          name: row.key,
+          modulePath: row.module_path,
+          exportName: row.export_name,
+          moduleHash: row.module_hash,
+          metadata: row.metadata,
+        },
         provenance: winner.provenance,
       };
     },

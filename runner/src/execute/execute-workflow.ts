@@ -11,6 +11,8 @@ export interface ExecutionSpec {
   organization: { id: string; name: string };
   startedBy: string;
   workflow: { name: string; module: string; network: string[]; timeoutSeconds: number };
+  /** Run the data provider named `workflow.name` (params are its inputs) instead of a workflow. */
+  dataProvider?: boolean;
   params: Record<string, unknown>;
   /** The organization's effective tree: its fingerprint and (path, content hash) entries. */
   view: { fingerprint: string; entries: ReadonlyArray<{ path: string; contentHash: string }> };
@@ -54,7 +56,11 @@ export async function executeWorkflow(
     treeOwner: spec.organization.id,
     view: spec.view,
     importMap: spec.importMap,
-    entrySource: runEntrySource({ module: spec.workflow.module, workflow: spec.workflow.name }),
+    entrySource: runEntrySource(
+      spec.dataProvider
+        ? { module: spec.workflow.module, dataProvider: spec.workflow.name }
+        : { module: spec.workflow.module, workflow: spec.workflow.name },
+    ),
     network: { workflowHosts: spec.workflow.network, organizationHosts: spec.organizationHosts },
   };
   const prepared = deps.prepared?.take(boot);

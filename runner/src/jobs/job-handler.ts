@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ExecutionStatus } from "@bifrost/proto";
+import { ExecutionKind, ExecutionStatus } from "@bifrost/proto";
 import type { ExecutionServices, LogLevel } from "../channel/sdk-channel.js";
 import type { ControlPlaneClient } from "../control-plane-client.js";
 import type { JobDelivery, JobDisposition } from "../dispatch/job-consumer.js";
@@ -185,6 +185,7 @@ export function createJobHandler(deps: {
             timeoutSeconds: claim.timeoutSeconds,
           },
           params: claim.params ?? {},
+          dataProvider: claim.kind === ExecutionKind.EXECUTION_KIND_DATA_PROVIDER,
           view: { fingerprint: tree.fingerprint, entries: tree.entries },
           importMap: JSON.parse(tree.importMapJson) as { imports: Record<string, string> },
           organizationHosts: claim.organizationHosts,

@@ -27,6 +27,46 @@ export const protobufPackage = "bifrost.v1";
 
 export const protobufFileName = "bifrost/v1/executions.proto";
 
+/** What an execution runs. */
+export enum ExecutionKind {
+  EXECUTION_KIND_UNSPECIFIED = 0,
+  EXECUTION_KIND_WORKFLOW = 1,
+  EXECUTION_KIND_DATA_PROVIDER = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function executionKindFromJSON(object: any): ExecutionKind {
+  switch (object) {
+    case 0:
+    case "EXECUTION_KIND_UNSPECIFIED":
+      return ExecutionKind.EXECUTION_KIND_UNSPECIFIED;
+    case 1:
+    case "EXECUTION_KIND_WORKFLOW":
+      return ExecutionKind.EXECUTION_KIND_WORKFLOW;
+    case 2:
+    case "EXECUTION_KIND_DATA_PROVIDER":
+      return ExecutionKind.EXECUTION_KIND_DATA_PROVIDER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ExecutionKind.UNRECOGNIZED;
+  }
+}
+
+export function executionKindToJSON(object: ExecutionKind): string {
+  switch (object) {
+    case ExecutionKind.EXECUTION_KIND_UNSPECIFIED:
+      return "EXECUTION_KIND_UNSPECIFIED";
+    case ExecutionKind.EXECUTION_KIND_WORKFLOW:
+      return "EXECUTION_KIND_WORKFLOW";
+    case ExecutionKind.EXECUTION_KIND_DATA_PROVIDER:
+      return "EXECUTION_KIND_DATA_PROVIDER";
+    case ExecutionKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum ExecutionStatus {
   EXECUTION_STATUS_UNSPECIFIED = 0,
   EXECUTION_STATUS_QUEUED = 1,
@@ -135,7 +175,14 @@ export interface Execution {
   finishedAt?: Date | undefined;
   logs: ExecutionLog[];
   checkpoints: Checkpoint[];
-  variables?: { [key: string]: any } | undefined;
+  variables?:
+    | { [key: string]: any }
+    | undefined;
+  /**
+   * A workflow run, or a data provider run (then `workflow` is the provider's name and
+   * `params` its inputs).
+   */
+  kind: ExecutionKind;
 }
 
 export interface StartExecutionRequest {
@@ -167,6 +214,8 @@ export interface ListExecutionsRequest {
   createdBefore?: Date | undefined;
   pageSize: number;
   pageToken: string;
+  /** UNSPECIFIED lists every kind. */
+  kind: ExecutionKind;
 }
 
 export interface ListExecutionsResponse {
@@ -199,6 +248,39 @@ export interface WatchExecutionResponse {
     | { $case: "log"; value: ExecutionLog }
     | { $case: "checkpoint"; value: Checkpoint }
     | undefined;
+}
+
+export interface GetDataProviderOptionsRequest {
+  organizationId: string;
+  dataProvider: string;
+  /** Passed to the provider's handler as its second argument; part of the cache key. */
+  inputs?:
+    | { [key: string]: any }
+    | undefined;
+  /** Run the provider even when cached options exist (the fresh options are cached again). */
+  noCache: boolean;
+  /** How long the provider may run; 0 means 30 s, at most 120 s. */
+  timeoutSeconds: number;
+}
+
+/** One option of a data provider. */
+export interface DataProviderOption {
+  label: string;
+  value?:
+    | any
+    | undefined;
+  /** Absent when the provider gave none. */
+  metadata?: { [key: string]: any } | undefined;
+}
+
+export interface GetDataProviderOptionsResponse {
+  options: DataProviderOption[];
+  /** The options came from the cache (no execution ran for this call). */
+  cached: boolean;
+  /** The execution that produced the options (for cached options, the earlier one). */
+  executionId: string;
+  /** When that execution produced them. */
+  producedAt?: Date | undefined;
 }
 
 function createBaseExecutionError(): ExecutionError {
@@ -586,6 +668,7 @@ function createBaseExecution(): Execution {
     logs: [],
     checkpoints: [],
     variables: undefined,
+    kind: 0,
   };
 }
 
@@ -638,6 +721,9 @@ export const Execution: MessageFns<Execution> = {
     }
     if (message.variables !== undefined) {
       Struct.encode(Struct.wrap(message.variables), writer.uint32(130).fork()).join();
+    }
+    if (message.kind !== 0) {
+      writer.uint32(136).int32(message.kind);
     }
     return writer;
   },
@@ -783,6 +869,14 @@ export const Execution: MessageFns<Execution> = {
             message.variables = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -841,6 +935,7 @@ export const Execution: MessageFns<Execution> = {
         ? object.checkpoints.map((e: any) => Checkpoint.fromJSON(e))
         : [],
       variables: isObject(object.variables) ? object.variables : undefined,
+      kind: isSet(object.kind) ? executionKindFromJSON(object.kind) : 0,
     };
   },
 
@@ -894,6 +989,9 @@ export const Execution: MessageFns<Execution> = {
     if (message.variables !== undefined) {
       obj.variables = message.variables;
     }
+    if (message.kind !== 0) {
+      obj.kind = executionKindToJSON(message.kind);
+    }
     return obj;
   },
 
@@ -920,6 +1018,7 @@ export const Execution: MessageFns<Execution> = {
     message.logs = object.logs?.map((e) => ExecutionLog.fromPartial(e)) || [];
     message.checkpoints = object.checkpoints?.map((e) => Checkpoint.fromPartial(e)) || [];
     message.variables = object.variables ?? undefined;
+    message.kind = object.kind ?? 0;
     return message;
   },
 };
@@ -1283,6 +1382,7 @@ function createBaseListExecutionsRequest(): ListExecutionsRequest {
     createdBefore: undefined,
     pageSize: 0,
     pageToken: "",
+    kind: 0,
   };
 }
 
@@ -1308,6 +1408,9 @@ export const ListExecutionsRequest: MessageFns<ListExecutionsRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(58).string(message.pageToken);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(64).int32(message.kind);
     }
     return writer;
   },
@@ -1381,6 +1484,14 @@ export const ListExecutionsRequest: MessageFns<ListExecutionsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1422,6 +1533,7 @@ export const ListExecutionsRequest: MessageFns<ListExecutionsRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      kind: isSet(object.kind) ? executionKindFromJSON(object.kind) : 0,
     };
   },
 
@@ -1448,6 +1560,9 @@ export const ListExecutionsRequest: MessageFns<ListExecutionsRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.kind !== 0) {
+      obj.kind = executionKindToJSON(message.kind);
+    }
     return obj;
   },
 
@@ -1463,6 +1578,7 @@ export const ListExecutionsRequest: MessageFns<ListExecutionsRequest> = {
     message.createdBefore = object.createdBefore ?? undefined;
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.kind = object.kind ?? 0;
     return message;
   },
 };
@@ -1883,6 +1999,383 @@ export const WatchExecutionResponse: MessageFns<WatchExecutionResponse> = {
   },
 };
 
+function createBaseGetDataProviderOptionsRequest(): GetDataProviderOptionsRequest {
+  return { organizationId: "", dataProvider: "", inputs: undefined, noCache: false, timeoutSeconds: 0 };
+}
+
+export const GetDataProviderOptionsRequest: MessageFns<GetDataProviderOptionsRequest> = {
+  encode(message: GetDataProviderOptionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.organizationId !== "") {
+      writer.uint32(10).string(message.organizationId);
+    }
+    if (message.dataProvider !== "") {
+      writer.uint32(18).string(message.dataProvider);
+    }
+    if (message.inputs !== undefined) {
+      Struct.encode(Struct.wrap(message.inputs), writer.uint32(26).fork()).join();
+    }
+    if (message.noCache !== false) {
+      writer.uint32(32).bool(message.noCache);
+    }
+    if (message.timeoutSeconds !== 0) {
+      writer.uint32(40).int32(message.timeoutSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDataProviderOptionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDataProviderOptionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.organizationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.dataProvider = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.inputs = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.noCache = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDataProviderOptionsRequest {
+    return {
+      organizationId: isSet(object.organizationId)
+        ? globalThis.String(object.organizationId)
+        : isSet(object.organization_id)
+        ? globalThis.String(object.organization_id)
+        : "",
+      dataProvider: isSet(object.dataProvider)
+        ? globalThis.String(object.dataProvider)
+        : isSet(object.data_provider)
+        ? globalThis.String(object.data_provider)
+        : "",
+      inputs: isObject(object.inputs) ? object.inputs : undefined,
+      noCache: isSet(object.noCache)
+        ? globalThis.Boolean(object.noCache)
+        : isSet(object.no_cache)
+        ? globalThis.Boolean(object.no_cache)
+        : false,
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetDataProviderOptionsRequest): unknown {
+    const obj: any = {};
+    if (message.organizationId !== "") {
+      obj.organizationId = message.organizationId;
+    }
+    if (message.dataProvider !== "") {
+      obj.dataProvider = message.dataProvider;
+    }
+    if (message.inputs !== undefined) {
+      obj.inputs = message.inputs;
+    }
+    if (message.noCache !== false) {
+      obj.noCache = message.noCache;
+    }
+    if (message.timeoutSeconds !== 0) {
+      obj.timeoutSeconds = Math.round(message.timeoutSeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetDataProviderOptionsRequest>): GetDataProviderOptionsRequest {
+    return GetDataProviderOptionsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetDataProviderOptionsRequest>): GetDataProviderOptionsRequest {
+    const message = createBaseGetDataProviderOptionsRequest();
+    message.organizationId = object.organizationId ?? "";
+    message.dataProvider = object.dataProvider ?? "";
+    message.inputs = object.inputs ?? undefined;
+    message.noCache = object.noCache ?? false;
+    message.timeoutSeconds = object.timeoutSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseDataProviderOption(): DataProviderOption {
+  return { label: "", value: undefined, metadata: undefined };
+}
+
+export const DataProviderOption: MessageFns<DataProviderOption> = {
+  encode(message: DataProviderOption, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.label !== "") {
+      writer.uint32(10).string(message.label);
+    }
+    if (message.value !== undefined) {
+      Value.encode(Value.wrap(message.value), writer.uint32(18).fork()).join();
+    }
+    if (message.metadata !== undefined) {
+      Struct.encode(Struct.wrap(message.metadata), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DataProviderOption {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDataProviderOption();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.label = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Value.unwrap(Value.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.metadata = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DataProviderOption {
+    return {
+      label: isSet(object.label) ? globalThis.String(object.label) : "",
+      value: isSet(object?.value) ? object.value : undefined,
+      metadata: isObject(object.metadata) ? object.metadata : undefined,
+    };
+  },
+
+  toJSON(message: DataProviderOption): unknown {
+    const obj: any = {};
+    if (message.label !== "") {
+      obj.label = message.label;
+    }
+    if (message.value !== undefined) {
+      obj.value = message.value;
+    }
+    if (message.metadata !== undefined) {
+      obj.metadata = message.metadata;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DataProviderOption>): DataProviderOption {
+    return DataProviderOption.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DataProviderOption>): DataProviderOption {
+    const message = createBaseDataProviderOption();
+    message.label = object.label ?? "";
+    message.value = object.value === undefined ? undefined : object.value;
+    message.metadata = object.metadata ?? undefined;
+    return message;
+  },
+};
+
+function createBaseGetDataProviderOptionsResponse(): GetDataProviderOptionsResponse {
+  return { options: [], cached: false, executionId: "", producedAt: undefined };
+}
+
+export const GetDataProviderOptionsResponse: MessageFns<GetDataProviderOptionsResponse> = {
+  encode(message: GetDataProviderOptionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.options) {
+      DataProviderOption.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.cached !== false) {
+      writer.uint32(16).bool(message.cached);
+    }
+    if (message.executionId !== "") {
+      writer.uint32(26).string(message.executionId);
+    }
+    if (message.producedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.producedAt), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDataProviderOptionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDataProviderOptionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.options.push(DataProviderOption.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cached = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.executionId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.producedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDataProviderOptionsResponse {
+    return {
+      options: globalThis.Array.isArray(object?.options)
+        ? object.options.map((e: any) => DataProviderOption.fromJSON(e))
+        : [],
+      cached: isSet(object.cached) ? globalThis.Boolean(object.cached) : false,
+      executionId: isSet(object.executionId)
+        ? globalThis.String(object.executionId)
+        : isSet(object.execution_id)
+        ? globalThis.String(object.execution_id)
+        : "",
+      producedAt: isSet(object.producedAt)
+        ? fromJsonTimestamp(object.producedAt)
+        : isSet(object.produced_at)
+        ? fromJsonTimestamp(object.produced_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: GetDataProviderOptionsResponse): unknown {
+    const obj: any = {};
+    if (message.options?.length) {
+      obj.options = message.options.map((e) => DataProviderOption.toJSON(e));
+    }
+    if (message.cached !== false) {
+      obj.cached = message.cached;
+    }
+    if (message.executionId !== "") {
+      obj.executionId = message.executionId;
+    }
+    if (message.producedAt !== undefined) {
+      obj.producedAt = message.producedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetDataProviderOptionsResponse>): GetDataProviderOptionsResponse {
+    return GetDataProviderOptionsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetDataProviderOptionsResponse>): GetDataProviderOptionsResponse {
+    const message = createBaseGetDataProviderOptionsResponse();
+    message.options = object.options?.map((e) => DataProviderOption.fromPartial(e)) || [];
+    message.cached = object.cached ?? false;
+    message.executionId = object.executionId ?? "";
+    message.producedAt = object.producedAt ?? undefined;
+    return message;
+  },
+};
+
 /** ExecutionService starts workflows for an organization and reports on their runs. */
 export type ExecutionServiceService = typeof ExecutionServiceService;
 export const ExecutionServiceService = {
@@ -1951,6 +2444,25 @@ export const ExecutionServiceService = {
       Buffer.from(WatchExecutionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchExecutionResponse => WatchExecutionResponse.decode(value),
   },
+  /**
+   * Runs a data provider for an organization (its own, else the global one of that name) as
+   * a short execution of kind data provider and returns its options. Options are cached per
+   * (organization, provider, its effective code, inputs) for the provider's cacheTtlSeconds.
+   * NOT_FOUND: no such provider; FAILED_PRECONDITION: it failed or returned invalid options
+   * (the message is the provider's, secrets redacted); DEADLINE_EXCEEDED: no result in time.
+   */
+  getDataProviderOptions: {
+    path: "/bifrost.v1.ExecutionService/GetDataProviderOptions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetDataProviderOptionsRequest): Buffer =>
+      Buffer.from(GetDataProviderOptionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetDataProviderOptionsRequest => GetDataProviderOptionsRequest.decode(value),
+    responseSerialize: (value: GetDataProviderOptionsResponse): Buffer =>
+      Buffer.from(GetDataProviderOptionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetDataProviderOptionsResponse =>
+      GetDataProviderOptionsResponse.decode(value),
+  },
 } as const;
 
 export interface ExecutionServiceServer extends UntypedServiceImplementation {
@@ -1970,6 +2482,14 @@ export interface ExecutionServiceServer extends UntypedServiceImplementation {
    * checkpoint so far), then each new one as it arrives; ends after the terminal status.
    */
   watchExecution: handleServerStreamingCall<WatchExecutionRequest, WatchExecutionResponse>;
+  /**
+   * Runs a data provider for an organization (its own, else the global one of that name) as
+   * a short execution of kind data provider and returns its options. Options are cached per
+   * (organization, provider, its effective code, inputs) for the provider's cacheTtlSeconds.
+   * NOT_FOUND: no such provider; FAILED_PRECONDITION: it failed or returned invalid options
+   * (the message is the provider's, secrets redacted); DEADLINE_EXCEEDED: no result in time.
+   */
+  getDataProviderOptions: handleUnaryCall<GetDataProviderOptionsRequest, GetDataProviderOptionsResponse>;
 }
 
 export interface ExecutionServiceClient extends Client {
@@ -2053,6 +2573,28 @@ export interface ExecutionServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchExecutionResponse>;
+  /**
+   * Runs a data provider for an organization (its own, else the global one of that name) as
+   * a short execution of kind data provider and returns its options. Options are cached per
+   * (organization, provider, its effective code, inputs) for the provider's cacheTtlSeconds.
+   * NOT_FOUND: no such provider; FAILED_PRECONDITION: it failed or returned invalid options
+   * (the message is the provider's, secrets redacted); DEADLINE_EXCEEDED: no result in time.
+   */
+  getDataProviderOptions(
+    request: GetDataProviderOptionsRequest,
+    callback: (error: ServiceError | null, response: GetDataProviderOptionsResponse) => void,
+  ): ClientUnaryCall;
+  getDataProviderOptions(
+    request: GetDataProviderOptionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetDataProviderOptionsResponse) => void,
+  ): ClientUnaryCall;
+  getDataProviderOptions(
+    request: GetDataProviderOptionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetDataProviderOptionsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ExecutionServiceClient = makeGenericClientConstructor(

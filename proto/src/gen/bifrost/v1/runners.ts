@@ -23,6 +23,9 @@ import { Timestamp } from "../../google/protobuf/timestamp.js";
 import {
   Checkpoint,
   ExecutionError,
+  ExecutionKind,
+  executionKindFromJSON,
+  executionKindToJSON,
   ExecutionLog,
   ExecutionStatus,
   executionStatusFromJSON,
@@ -69,6 +72,11 @@ export interface ClaimExecutionResponse {
    * array of host names, with the cascade), added to the workflow's own list.
    */
   organizationHosts: string[];
+  /**
+   * What to run: the workflow, or the data provider named by `workflow` (its inputs are
+   * `params`, its network list is empty unless the organization allows hosts).
+   */
+  kind: ExecutionKind;
 }
 
 export interface GetExecutionViewRequest {
@@ -384,6 +392,7 @@ function createBaseClaimExecutionResponse(): ClaimExecutionResponse {
     viewFingerprint: "",
     importMapJson: "",
     organizationHosts: [],
+    kind: 0,
   };
 }
 
@@ -427,6 +436,9 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     }
     for (const v of message.organizationHosts) {
       writer.uint32(114).string(v!);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(120).int32(message.kind);
     }
     return writer;
   },
@@ -548,6 +560,14 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
             message.organizationHosts.push(reader.string());
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -613,6 +633,7 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
         : globalThis.Array.isArray(object?.organization_hosts)
         ? object.organization_hosts.map((e: any) => globalThis.String(e))
         : [],
+      kind: isSet(object.kind) ? executionKindFromJSON(object.kind) : 0,
     };
   },
 
@@ -657,6 +678,9 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     if (message.organizationHosts?.length) {
       obj.organizationHosts = message.organizationHosts;
     }
+    if (message.kind !== 0) {
+      obj.kind = executionKindToJSON(message.kind);
+    }
     return obj;
   },
 
@@ -678,6 +702,7 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     message.viewFingerprint = object.viewFingerprint ?? "";
     message.importMapJson = object.importMapJson ?? "";
     message.organizationHosts = object.organizationHosts?.map((e) => e) || [];
+    message.kind = object.kind ?? 0;
     return message;
   },
 };

@@ -1,0 +1,44 @@
+import type { Logger } from "../log.js";
+import type { ExecutionRecord, ExecutionStore } from "./execution-store.js";
+import { terminalStatuses } from "./execution-store.js";
+import type { ExecutionWaiter } from "./execution-waiter.js";
+import type { JobQueue } from "./job-queue.js";
+
+/** What starting and awaiting an execution needs. */
+export interface DispatchDeps {
+  executions: ExecutionStore;
+  queue: JobQueue;
+  waiter: ExecutionWaiter;
+  log: Logger;
+}
+
+/**
+ * Publishes a recorded execution's job. When NATS is unreachable (restarting, say) the
+ * execution stays queued and the dispatch retry publishes it once NATS is back; a publish
+ * that did get through is dropped there as a duplicate (the message id is the execution id).
+ */
+export async function dispatchExecution(deps: DispatchDeps, record: ExecutionRecord) {
+  try {
+    await deps.queue.publish({ executionId: record.id, organizationId: record.organizationId });
+    await deps.executions.markDispatched(record.id);
+  } catch (error) {
+    deps.log.warn({ err: error, executionId: record.id }, "dispatch deferred");
+  }
+}
+
+/**
+ * Waits until the execution ends or `deadline` (epoch ms) passes, and returns it as it is
+ * then (terminal, or still queued/running when the deadline passed).
+ */
+export async function awaitExecution(
+  deps: Pick<DispatchDeps, "executions" | "waiter">,
+  id: string,
+  deadline: number,
+): Promise<ExecutionRecord> {
+  // The LISTEN wake-up may race with completion: re-read after each wake or timeout.
+  for (;;) {
+    const current = await deps.executions.get(id);
+    if (terminalStatuses.has(current.status) || Date.now() >= deadline) return current;
+    await deps.waiter.wait(id, Math.min(1000, deadline - Date.now()));
+  }
+}
