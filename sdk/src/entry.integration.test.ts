@@ -240,6 +240,25 @@ describe("__bifrostRun", () => {
     expect(bad.message).toMatch(/^result\[0\]\.label must be a string/);
   });
 
+  it("passes a data provider the caller's inputs as its second argument ({} when none)", async () => {
+    const root = await temporaryWorkspace({
+      "providers/echo.ts": `import { dataProvider } from "bifrost";
+export const echo = dataProvider({ name: "echo" }, (_ctx, inputs) => [{ label: "inputs", value: inputs }]);
+`,
+    });
+    const target = { dataProvider: "echo" };
+    const given = await runFixture({
+      root,
+      module: "providers/echo.ts",
+      target,
+      params: { q: "co" },
+    });
+    expect(resultOf(given)).toEqual([{ label: "inputs", value: { q: "co" } }]);
+    const none = await runFixture({ root, module: "providers/echo.ts", target });
+    expect(resultOf(none)).toEqual([{ label: "inputs", value: {} }]);
+    await rm(root, { recursive: true, force: true });
+  });
+
   it("exits with code 3 and no completion when the runner refuses the token", async () => {
     const workspace = testWorkspace();
     const run = await runDeno({

@@ -81,7 +81,12 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
   let params: Record<string, JsonValue> = {};
   let timeoutSeconds: number | null = null;
   if (values["data-provider"] !== undefined) {
-    if (values.param?.length) throw new UsageError("data providers take no params");
+    // A data provider's inputs have no declared types: each --param is a string input.
+    for (const pair of values.param ?? []) {
+      const at = pair.indexOf("=");
+      if (at < 1) throw new UsageError(`--param must be name=value, got ${JSON.stringify(pair)}`);
+      params[pair.slice(0, at)] = pair.slice(at + 1);
+    }
     target = { dataProvider: values["data-provider"] };
   } else {
     const workflow = pickWorkflow(report.workflows, values.workflow);
