@@ -52,6 +52,21 @@ export const failing = dataProvider({ name: "failing" }, async (ctx) => {
 export const invalid = dataProvider({ name: "invalid" }, () => [{ label: 7, value: "x" }]);
 export const hangs = dataProvider({ name: "hangs" }, () => new Promise(() => { setInterval(() => {}, 1000); }));`,
   );
+  await put(
+    globalScope,
+    "providers/probe.ts",
+    `import { dataProvider } from "bifrost";
+export const probe = dataProvider({ name: "probe_net", cacheTtlSeconds: 0 }, async () => {
+  try { await fetch("https://api.halo.test/"); return [{ label: "reached", value: 1 }]; }
+  catch (e) { return [{ label: String(e?.message ?? e) + " | " + String(e?.cause?.message ?? ""), value: 0 }]; }
+});`,
+  );
+  await root.config.setConfig({
+    scope: orgScope(world.orgA.id),
+    key: "network.hosts",
+    value: { kind: { $case: "jsonValue", value: '["api.halo.test"]' } },
+    description: "",
+  });
   await root.secrets.setSecret({
     scope: globalScope,
     name: "halo.token",
@@ -271,6 +286,13 @@ describe("data provider options through the execution pipeline", () => {
     expect(runs.find((r) => r.workflow === "hangs")?.status).toBe(
       ExecutionStatus.EXECUTION_STATUS_TIMED_OUT,
     );
+  });
+
+  test("a provider reaches the hosts its organization allows, and only those", async () => {
+    const a = await options(world.keys.memberA, world.orgA.id, "probe_net");
+    expect(a.options[0]?.label).not.toMatch(/Requires net access|permission denied/i);
+    const b = await options(world.keys.adminB, world.orgB.id, "probe_net");
+    expect(b.options[0]?.label).toMatch(/Requires net access to "api.halo.test/);
   });
 
   test("unknown providers, bad arguments and other organizations are refused", async () => {
