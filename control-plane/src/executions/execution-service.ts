@@ -47,7 +47,8 @@ export function statusFromProto(status: ProtoStatus): ExecutionStatus | undefine
 
 export { statusToProto };
 
-const kindToProto: Record<ExecutionKind, ProtoKind> = {
+/** The wire kind of each stored kind. */
+export const kindToProto: Record<ExecutionKind, ProtoKind> = {
   workflow: ProtoKind.EXECUTION_KIND_WORKFLOW,
   data_provider: ProtoKind.EXECUTION_KIND_DATA_PROVIDER,
 };
@@ -59,8 +60,6 @@ export function kindFromProto(kind: ProtoKind): ExecutionKind | undefined {
   if (kind === ProtoKind.EXECUTION_KIND_UNSPECIFIED) return undefined;
   throw invalidArgument(`kind ${kind} is not an execution kind`);
 }
-
-export { kindToProto };
 
 /** An execution record on the wire (events included when given). */
 export function executionToProto(
