@@ -153,18 +153,18 @@ export function createExecutionStore(deps: {
       params: Record<string, unknown>;
     },
   ): Promise<ExecutionRecord> {
-    const [org] = await sql<
-      { active: boolean }[]
-    >`select active from organizations where id = ${run.organizationId}`;
-    if (!org?.active) throw failedPrecondition(`organization "${run.organizationId}" is inactive`);
     return sql.begin(async (tx) => {
+      // The organization must be active: checked by the insert itself (one round trip, and
+      // no window between a check and the insert).
       const [row] = await tx<ExecutionRow[]>`
         insert into executions (organization_id, kind, workflow, module_path, network, timeout_seconds, status,
           params, started_by_user_id)
-        values (${run.organizationId}, ${run.kind}, ${run.name}, ${run.modulePath}, ${run.network},
-          ${run.timeoutSeconds}, 'queued', ${tx.json(run.params as never)}, ${actor.userId})
+        select ${run.organizationId}, ${run.kind}, ${run.name}, ${run.modulePath}, ${run.network},
+          ${run.timeoutSeconds}, 'queued', ${tx.json(run.params as never)}, ${actor.userId}
+        where exists (select 1 from organizations where id = ${run.organizationId} and active)
         returning *`;
-      const record = toExecutionRecord(row as ExecutionRow);
+      if (!row) throw failedPrecondition(`organization "${run.organizationId}" is inactive`);
+      const record = toExecutionRecord(row);
       await recordAudit(tx, actor, {
         organizationId: run.organizationId,
         action: "execution.start",
@@ -235,12 +235,12 @@ export function createExecutionStore(deps: {
     },
 
     async events(id: string) {
-      const logs = await sql<
-        { sequence: string; at: Date; level: string; message: string; data: unknown }[]
-      >`
-        select sequence, at, level, message, data from execution_logs where execution_id = ${id} order by sequence`;
-      const checkpoints = await sql<{ name: string; data: unknown; at: Date }[]>`
-        select name, data, at from execution_checkpoints where execution_id = ${id} order by sequence`;
+      const [logs, checkpoints] = await Promise.all([
+        sql<{ sequence: string; at: Date; level: string; message: string; data: unknown }[]>`
+          select sequence, at, level, message, data from execution_logs where execution_id = ${id} order by sequence`,
+        sql<{ name: string; data: unknown; at: Date }[]>`
+          select name, data, at from execution_checkpoints where execution_id = ${id} order by sequence`,
+      ]);
       return { logs, checkpoints };
     },
 

@@ -355,6 +355,21 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     ).toBe(true);
   });
 
+  test("an inactive organization's executions are refused, even for a platform admin, and none is recorded", async () => {
+    const root = world.as(world.keys.platformAdmin);
+    const { organization } = await root.organizations.createOrganization({ name: "Dormant" });
+    const id = organization?.id as string;
+    await root.organizations.updateOrganization({ id, active: false });
+    const message = await expectCode(
+      start(world.keys.platformAdmin, id, "onboard_user", { email: "a@b.co" }),
+      status.FAILED_PRECONDITION,
+    );
+    expect(message).toBe(`organization "${id}" is inactive`);
+    const [{ count }] = await cp.sql<[{ count: number }]>`
+      select count(*)::int as count from executions where organization_id = ${id}`;
+    expect(count).toBe(0);
+  });
+
   test("organizations see only their own executions", async () => {
     const a = await start(world.keys.memberA, world.orgA.id, "onboard_user", {
       email: "mine@a.test",
