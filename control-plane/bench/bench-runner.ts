@@ -38,6 +38,8 @@ export interface BenchRunner {
   marks: ReadonlyMap<string, ExecutionMarks>;
   /** GetExecutionModules calls so far: one per tree this runner had to materialize. */
   moduleFetches(): number;
+  /** Jobs that found a sandbox prepared ahead of them, and those that did not. */
+  prepared(): { taken: number; missed: number };
   /** Anything the consumer or handler reported as an error (the bench fails on any). */
   errors: readonly unknown[];
   stop(): Promise<void>;
@@ -108,18 +110,19 @@ export async function startBenchRunner(options: {
     },
   };
   const nats = await connect({ servers: options.natsUrl, name: "bifrost-bench-runner" });
+  const executor = await createExecutorDeps({
+    workDir,
+    fetchContent: async () => {
+      throw new Error("content is fetched per execution");
+    },
+    logger: { warn: () => {} },
+    // As the runner's main.ts configures it by default: one of each per slot.
+    sandboxSpares: options.capacity,
+    preparedSandboxes: options.prepared === false ? 0 : options.capacity,
+  });
   const handle = createJobHandler({
     client: timed,
-    executor: await createExecutorDeps({
-      workDir,
-      fetchContent: async () => {
-        throw new Error("content is fetched per execution");
-      },
-      logger: { warn: () => {} },
-      // As the runner's main.ts configures it by default: one of each per slot.
-      sandboxSpares: options.capacity,
-      preparedSandboxes: options.prepared === false ? 0 : options.capacity,
-    }),
+    executor,
     runnerName: "bench-runner",
     log: {
       info(fields, message) {
@@ -149,9 +152,12 @@ export async function startBenchRunner(options: {
     capacity: options.capacity,
     marks,
     moduleFetches: () => moduleFetches,
+    prepared: () => executor.prepared?.stats() ?? { taken: 0, missed: 0 },
     errors,
     async stop() {
       await consumer.stop();
+      await executor.prepared?.close();
+      await executor.host.close();
       client.close();
       await nats.close();
       await rm(workDir, { recursive: true, force: true });

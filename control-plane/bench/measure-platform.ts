@@ -249,4 +249,8 @@ function breakdown(samples: readonly Sample[], runner: BenchRunner): void {
   line(
     `ReportExecutionEvents calls per execution: ${(reports / samples.length).toFixed(2)} (${finalFlushes} of ${samples.length} right before completing); GetExecutionModules calls in the whole run: ${runner.moduleFetches()} (the tree is fetched once per fingerprint)`,
   );
+  const { taken, missed } = runner.prepared();
+  line(
+    `jobs that found a sandbox prepared ahead: ${taken} of ${taken + missed} (sequential and load runs of this runner; the first runs of a workflow find none)`,
+  );
 }

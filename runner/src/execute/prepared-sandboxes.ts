@@ -25,6 +25,11 @@ export interface PreparedSandboxes {
   anticipate(boot: SandboxBoot, start: () => Promise<BootedSandbox>): void;
   /** How many wait right now. */
   idle(): number;
+  /**
+   * Counts since start: jobs that found a prepared sandbox (`taken`) or none (`missed`),
+   * sandboxes prepared, and those discarded unused (expired, evicted, died).
+   */
+  stats(): { taken: number; missed: number; prepared: number; discarded: number };
   /** Discards every prepared sandbox and stops preparing. */
   close(): Promise<void>;
 }
@@ -54,6 +59,7 @@ export function createPreparedSandboxes(options: PreparedSandboxesOptions): Prep
   const lastSeen = new Map<string, number>();
   let preparing = 0;
   let closed = false;
+  const counts = { taken: 0, missed: 0, prepared: 0, discarded: 0 };
 
   const remove = (entry: Waiting) => {
     const index = waiting.indexOf(entry);
@@ -62,6 +68,7 @@ export function createPreparedSandboxes(options: PreparedSandboxesOptions): Prep
   };
   const discard = (entry: Waiting) => {
     remove(entry);
+    counts.discarded++;
     entry.sandbox.discard().catch((error: unknown) => options.onError?.(error));
   };
 
@@ -74,8 +81,10 @@ export function createPreparedSandboxes(options: PreparedSandboxesOptions): Prep
           continue;
         }
         remove(entry);
+        counts.taken++;
         return entry.sandbox;
       }
+      counts.missed++;
       return undefined;
     },
     anticipate(boot, start) {
@@ -96,6 +105,7 @@ export function createPreparedSandboxes(options: PreparedSandboxesOptions): Prep
       }
       if (waiting.length + preparing >= options.maxIdle) return;
       preparing++;
+      counts.prepared++;
       start()
         .then((sandbox) => {
           if (closed) return void sandbox.discard();
@@ -112,6 +122,7 @@ export function createPreparedSandboxes(options: PreparedSandboxesOptions): Prep
         });
     },
     idle: () => waiting.length,
+    stats: () => ({ ...counts }),
     async close() {
       closed = true;
       await Promise.all(
