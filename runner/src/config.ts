@@ -9,7 +9,9 @@ const schema = z.object({
     .regex(/^[^\s:]+:\d+$/)
     .default("127.0.0.1:50051"),
   // This runner's API key: a runner identity's key (CreateUser with runner = true).
-  BIFROST_RUNNER_KEY: z.string().min(1, "is required (the API key of a runner identity)"),
+  BIFROST_RUNNER_KEY: z
+    .string({ error: "is required (the API key of a runner identity)" })
+    .min(1, "is required (the API key of a runner identity)"),
   // NATS with JetStream, and the dispatch prefix the control plane uses.
   BIFROST_NATS_URL: z
     .string()
