@@ -35,10 +35,12 @@ export async function awaitExecution(
   id: string,
   deadline: number,
 ): Promise<ExecutionRecord> {
-  // The LISTEN wake-up may race with completion: re-read after each wake or timeout.
+  // Wait first, then read: the waiter remembers an execution that ended before the wait
+  // began. A wake-up that is missed (LISTEN reconnecting) costs at most a second, since every
+  // wait ends within one and is followed by a read.
   for (;;) {
+    await deps.waiter.wait(id, Math.max(0, Math.min(1000, deadline - Date.now())));
     const current = await deps.executions.get(id);
     if (terminalStatuses.has(current.status) || Date.now() >= deadline) return current;
-    await deps.waiter.wait(id, Math.min(1000, deadline - Date.now()));
   }
 }

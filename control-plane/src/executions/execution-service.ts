@@ -123,9 +123,12 @@ export function createExecutionService(
 ): ExecutionServiceServer {
   const rules = policy.ExecutionService;
   const { executions } = deps;
-  const full = async (id: string) => {
-    const record = await executions.get(id);
-    return executionToProto(record, await executions.events(id));
+  const full = async (id: string, known?: ExecutionRecord) => {
+    const [record, events] = await Promise.all([
+      known ?? executions.get(id),
+      executions.events(id),
+    ]);
+    return executionToProto(record, events);
   };
   return {
     startExecution: unary(edge, "StartExecution", rules.StartExecution, async (req, { actor }) => {
@@ -137,10 +140,13 @@ export function createExecutionService(
       }
       const record = await executions.start(actor, organizationId, req.workflow, req.params ?? {});
       await dispatchExecution(deps, record);
-      if (req.waitForResult) {
-        await awaitExecution(deps, record.id, Date.now() + (req.waitTimeoutSeconds || 30) * 1000);
-      }
-      return { execution: await full(record.id) };
+      if (!req.waitForResult) return { execution: await full(record.id) };
+      const deadline = Date.now() + (req.waitTimeoutSeconds || 30) * 1000;
+      const ended = await awaitExecution(deps, record.id, deadline);
+      // Logs and checkpoints are final once the execution is: the record just read stands.
+      return {
+        execution: await full(record.id, terminalStatuses.has(ended.status) ? ended : undefined),
+      };
     }),
 
     getExecution: unary(edge, "GetExecution", rules.GetExecution, async (req) => ({

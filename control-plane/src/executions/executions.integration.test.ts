@@ -355,6 +355,25 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     ).toBe(true);
   });
 
+  test("starting an execution is audited in its organization, naming who started it", async () => {
+    const started = await start(world.keys.memberA, world.orgA.id, "onboard_user", {
+      email: "audited@a.test",
+    });
+    const id = started.execution?.id as string;
+    const events = await cp.sql<
+      { actor_user_id: string; organization_id: string; target_type: string; details: unknown }[]
+    >`select actor_user_id, organization_id, target_type, details from audit_events
+      where action = 'execution.start' and target = ${id}`;
+    expect(events).toEqual([
+      {
+        actor_user_id: world.users.memberA,
+        organization_id: world.orgA.id,
+        target_type: "execution",
+        details: { workflow: "onboard_user" },
+      },
+    ]);
+  });
+
   test("an inactive organization's executions are refused, even for a platform admin, and none is recorded", async () => {
     const root = world.as(world.keys.platformAdmin);
     const { organization } = await root.organizations.createOrganization({ name: "Dormant" });
