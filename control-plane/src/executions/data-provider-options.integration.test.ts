@@ -217,6 +217,20 @@ describe("data provider options through the execution pipeline", () => {
     }
   });
 
+  test("callers that miss the cache together share one run", async () => {
+    const before = (await providerRuns(world.orgA.id)).length;
+    const inputs = { site: "opened-by-three" };
+    const answers = await Promise.all([
+      options(world.keys.memberA, world.orgA.id, "clients", { inputs }),
+      options(world.keys.adminA, world.orgA.id, "clients", { inputs }),
+      options(world.keys.memberA, world.orgA.id, "clients", { inputs }),
+    ]);
+    expect(new Set(answers.map((a) => a.executionId)).size).toBe(1);
+    expect(answers.filter((a) => !a.cached)).toHaveLength(1);
+    for (const answer of answers) expect(answer.options).toEqual(answers[0]?.options);
+    expect((await providerRuns(world.orgA.id)).length).toBe(before + 1);
+  });
+
   test("no_cache runs the provider again; a provider with cacheTtlSeconds 0 is never cached", async () => {
     const cached = await options(world.keys.memberA, world.orgA.id, "clients");
     const fresh = await options(world.keys.memberA, world.orgA.id, "clients", { noCache: true });

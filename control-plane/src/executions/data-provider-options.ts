@@ -117,6 +117,88 @@ export function createDataProviderOptions(
     }
   };
 
+  /** Runs the provider as an execution, checks its options and caches them under `key`. */
+  const runProvider = async ({
+    actor,
+    organizationId,
+    provider,
+    inputs,
+    timeoutSeconds,
+    key,
+    ttl,
+  }: {
+    actor: Actor;
+    organizationId: string;
+    provider: DataProviderRecord;
+    inputs: Record<string, unknown>;
+    timeoutSeconds: number;
+    key: string | undefined;
+    ttl: number;
+  }): Promise<DataProviderOptionsResult> => {
+    const record = await deps.executions.startDataProvider(
+      actor,
+      organizationId,
+      provider,
+      inputs,
+      timeoutSeconds,
+    );
+    await dispatchExecution(deps, record);
+    const ended = await awaitExecution(
+      deps,
+      record.id,
+      Date.now() + timeoutSeconds * 1000 + startupGraceMs,
+    );
+    const label = `data provider "${provider.name}"`;
+    switch (ended.status) {
+      case "succeeded":
+        break;
+      case "timed_out":
+        throw deadlineExceeded(
+          `${label} did not return within its ${timeoutSeconds} s timeout (execution ${record.id})`,
+        );
+      case "queued":
+      case "running":
+        // Nobody is waiting any more: stop the run rather than let it occupy a runner.
+        await deps.executions.cancel(actor, record.id);
+        throw deadlineExceeded(
+          `${label} did not return within ${timeoutSeconds} s (execution ${record.id} was still ${ended.status}; it was cancelled)`,
+        );
+      case "cancelled":
+        throw failedPrecondition(`${label} was cancelled (execution ${record.id})`);
+      case "failed": {
+        // The runner redacted every secret the run read from the message.
+        const error = ended.error;
+        throw failedPrecondition(
+          `${label} failed (${error?.kind ?? "error"}): ${error?.message ?? "no reason given"} (execution ${record.id})`,
+        );
+      }
+    }
+    // What the sandbox sent comes from tenant code: check it here too.
+    const checked = checkOptions(ended.result);
+    if ("problem" in checked) {
+      throw failedPrecondition(
+        `${label} returned invalid options: ${checked.problem} (execution ${record.id})`,
+      );
+    }
+    const producedAt = ended.finishedAt ?? new Date();
+    if (key) {
+      await writeCache(
+        key,
+        {
+          options: checked.value,
+          executionId: record.id,
+          producedAt: producedAt.toISOString(),
+        },
+        ttl,
+      );
+    }
+    return { options: checked.value, cached: false, executionId: record.id, producedAt };
+  };
+
+  // Runs under way per cache key: callers that miss the cache together (a form opened by
+  // several people at once) share one run instead of each starting the provider.
+  const running = new Map<string, Promise<DataProviderOptionsResult>>();
+
   return {
     async get(actor, organizationId, name, inputs, options) {
       const timeoutSeconds = options.timeoutSeconds || dataProviderTimeouts.defaultSeconds;
@@ -145,62 +227,19 @@ export function createDataProviderOptions(
             producedAt: new Date(hit.producedAt),
           };
         }
+        const shared = running.get(key);
+        if (shared) return { ...(await shared), cached: true };
       }
-
-      const record = await deps.executions.startDataProvider(
-        actor,
-        organizationId,
-        provider,
-        inputs,
-        timeoutSeconds,
-      );
-      await dispatchExecution(deps, record);
-      const ended = await awaitExecution(
-        deps,
-        record.id,
-        Date.now() + timeoutSeconds * 1000 + startupGraceMs,
-      );
-      const label = `data provider "${provider.name}"`;
-      switch (ended.status) {
-        case "succeeded":
-          break;
-        case "timed_out":
-          throw deadlineExceeded(
-            `${label} did not return within its ${timeoutSeconds} s timeout (execution ${record.id})`,
-          );
-        case "queued":
-        case "running":
-          // Nobody is waiting any more: stop the run rather than let it occupy a runner.
-          await deps.executions.cancel(actor, record.id);
-          throw deadlineExceeded(
-            `${label} did not return within ${timeoutSeconds} s (execution ${record.id} was still ${ended.status}; it was cancelled)`,
-          );
-        case "cancelled":
-          throw failedPrecondition(`${label} was cancelled (execution ${record.id})`);
-        case "failed": {
-          // The runner redacted every secret the run read from the message.
-          const error = ended.error;
-          throw failedPrecondition(
-            `${label} failed (${error?.kind ?? "error"}): ${error?.message ?? "no reason given"} (execution ${record.id})`,
-          );
-        }
+      const run = () =>
+        runProvider({ actor, organizationId, provider, inputs, timeoutSeconds, key, ttl });
+      if (!key) return run();
+      const run$ = run();
+      running.set(key, run$);
+      try {
+        return await run$;
+      } finally {
+        if (running.get(key) === run$) running.delete(key);
       }
-      // What the sandbox sent comes from tenant code: check it here too.
-      const checked = checkOptions(ended.result);
-      if ("problem" in checked) {
-        throw failedPrecondition(
-          `${label} returned invalid options: ${checked.problem} (execution ${record.id})`,
-        );
-      }
-      const producedAt = ended.finishedAt ?? new Date();
-      if (key) {
-        await writeCache(
-          key,
-          { options: checked.value, executionId: record.id, producedAt: producedAt.toISOString() },
-          ttl,
-        );
-      }
-      return { options: checked.value, cached: false, executionId: record.id, producedAt };
     },
   };
 }
