@@ -38,8 +38,8 @@ export interface BenchRunner {
   marks: ReadonlyMap<string, ExecutionMarks>;
   /** GetExecutionModules calls so far: one per tree this runner had to materialize. */
   moduleFetches(): number;
-  /** Jobs that found a sandbox prepared ahead of them, and those that did not. */
-  prepared(): { taken: number; missed: number };
+  /** How many executions' sandboxes were started early, prepared, or after the claim. */
+  started(): ReadonlyMap<string, number>;
   /** Anything the consumer or handler reported as an error (the bench fails on any). */
   errors: readonly unknown[];
   stop(): Promise<void>;
@@ -64,6 +64,7 @@ export async function startBenchRunner(options: {
   prepared?: boolean;
 }): Promise<BenchRunner> {
   const marks = new Map<string, ExecutionMarks>();
+  const started = new Map<string, number>();
   const errors: unknown[] = [];
   const tokens = new Map<string, string>();
   const mark = (executionId: string) => {
@@ -128,6 +129,8 @@ export async function startBenchRunner(options: {
       info(fields, message) {
         if (message === "execution finished" && typeof fields.executionId === "string") {
           mark(fields.executionId).sandboxMs = Number(fields.durationMs);
+          const how = String(fields.sandboxStarted);
+          started.set(how, (started.get(how) ?? 0) + 1);
         }
       },
       error: (fields) => errors.push(fields.err ?? fields),
@@ -152,7 +155,7 @@ export async function startBenchRunner(options: {
     capacity: options.capacity,
     marks,
     moduleFetches: () => moduleFetches,
-    prepared: () => executor.prepared?.stats() ?? { taken: 0, missed: 0 },
+    started: () => started,
     errors,
     async stop() {
       await consumer.stop();

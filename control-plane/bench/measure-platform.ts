@@ -90,7 +90,7 @@ export async function measurePlatform(
     { ...settings, prepared: false },
     runnerKey,
     settings.capacity,
-    async () => {
+    async (runner) => {
       for (let i = 0; i < settings.warmup; i++) await start();
       const latencies: number[] = [];
       for (let i = 0; i < settings.sequentialRuns; i++) {
@@ -98,10 +98,11 @@ export async function measurePlatform(
         await start();
         latencies.push(performance.now() - sent);
       }
+      const early = runner.started().get("early") ?? 0;
       return latencyRow(
         `  the same, no sandbox prepared ahead (${settings.sequentialRuns})`,
         summarize(latencies),
-        "each sandbox started after its claim",
+        `${early} of ${settings.warmup + settings.sequentialRuns} started during the claim`,
       );
     },
   );
@@ -249,8 +250,8 @@ function breakdown(samples: readonly Sample[], runner: BenchRunner): void {
   line(
     `ReportExecutionEvents calls per execution: ${(reports / samples.length).toFixed(2)} (${finalFlushes} of ${samples.length} right before completing); GetExecutionModules calls in the whole run: ${runner.moduleFetches()} (the tree is fetched once per fingerprint)`,
   );
-  const { taken, missed } = runner.prepared();
+  const started = runner.started();
   line(
-    `jobs that found a sandbox prepared ahead: ${taken} of ${taken + missed} (sequential and load runs of this runner; the first runs of a workflow find none)`,
+    `sandboxes of this runner's runs: ${started.get("prepared") ?? 0} prepared ahead (a repeating job), ${started.get("early") ?? 0} started from the job's hint during the claim, ${started.get("after_claim") ?? 0} after the claim`,
   );
 }

@@ -11,6 +11,7 @@ import { createExecutionStore, type ExecutionStore } from "./executions/executio
 import type { ExecutionWaiter } from "./executions/execution-waiter.js";
 import type { JobQueue } from "./executions/job-queue.js";
 import { createRunnerService } from "./executions/runner-service.js";
+import { sandboxView } from "./executions/sandbox-view.js";
 import { createGitBindingStore, type GitBindingStore } from "./git/binding-store.js";
 import { createGitBindingService } from "./git/git-binding-service.js";
 import type { GitSyncer } from "./git/git-sync.js";
@@ -134,6 +135,8 @@ export async function startControlPlaneServer(deps: {
         queue: deps.queue,
         waiter: deps.waiter,
         log,
+        sandboxView: (organizationId) =>
+          sandboxView({ modules: stores.modules, config: stores.config }, organizationId),
         dataProviders: createDataProviderOptions({
           executions: stores.executions,
           queue: deps.queue,

@@ -130,6 +130,7 @@ export {
 } from "./gen/bifrost/v1/identity.js";
 export {
   ExecutionJob,
+  SandboxBootHint,
 } from "./gen/bifrost/v1/jobs.js";
 export {
   DeleteModuleRequest,

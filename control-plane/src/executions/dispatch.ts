@@ -1,3 +1,4 @@
+import type { SandboxBootHint } from "@bifrost/proto";
 import type { Logger } from "../log.js";
 import type { ExecutionRecord, ExecutionStore } from "./execution-store.js";
 import { terminalStatuses } from "./execution-store.js";
@@ -17,9 +18,17 @@ export interface DispatchDeps {
  * execution stays queued and the dispatch retry publishes it once NATS is back; a publish
  * that did get through is dropped there as a duplicate (the message id is the execution id).
  */
-export async function dispatchExecution(deps: DispatchDeps, record: ExecutionRecord) {
+export async function dispatchExecution(
+  deps: DispatchDeps,
+  record: ExecutionRecord,
+  bootHint?: SandboxBootHint,
+) {
   try {
-    await deps.queue.publish({ executionId: record.id, organizationId: record.organizationId });
+    await deps.queue.publish({
+      executionId: record.id,
+      organizationId: record.organizationId,
+      ...(bootHint && { bootHint }),
+    });
     await deps.executions.markDispatched(record.id);
   } catch (error) {
     deps.log.warn({ err: error, executionId: record.id }, "dispatch deferred");

@@ -3,6 +3,7 @@ import {
   type ExecutionServiceServer,
   ExecutionKind as ProtoKind,
   ExecutionStatus as ProtoStatus,
+  type SandboxBootHint,
 } from "@bifrost/proto";
 import type { Policy } from "../auth/policy.js";
 import { invalidArgument } from "../errors.js";
@@ -27,6 +28,7 @@ import type {
 import { terminalStatuses } from "./execution-store.js";
 import type { ExecutionWaiter } from "./execution-waiter.js";
 import type { JobQueue } from "./job-queue.js";
+import type { SandboxView } from "./sandbox-view.js";
 
 const statusToProto: Record<ExecutionStatus, ProtoStatus> = {
   queued: ProtoStatus.EXECUTION_STATUS_QUEUED,
@@ -52,6 +54,19 @@ export const kindToProto: Record<ExecutionKind, ProtoKind> = {
   workflow: ProtoKind.EXECUTION_KIND_WORKFLOW,
   data_provider: ProtoKind.EXECUTION_KIND_DATA_PROVIDER,
 };
+
+/** The boot a job's runner may start ahead of its claim (ExecutionJob.boot_hint). */
+export function bootHint(record: ExecutionRecord, view: SandboxView): SandboxBootHint {
+  return {
+    kind: kindToProto[record.kind],
+    workflow: record.workflow,
+    modulePath: record.modulePath,
+    network: record.network,
+    organizationHosts: view.organizationHosts,
+    viewFingerprint: view.fingerprint,
+    importMapJson: view.importMapJson,
+  };
+}
 
 /** The store's kind for a wire kind (UNSPECIFIED = no filter). */
 export function kindFromProto(kind: ProtoKind): ExecutionKind | undefined {
@@ -119,6 +134,8 @@ export function createExecutionService(
     waiter: ExecutionWaiter;
     log: Logger;
     dataProviders: DataProviderOptionsService;
+    /** Reads the organization's sandbox view for the jobs' boot hints (none without it). */
+    sandboxView?: (organizationId: string) => Promise<SandboxView>;
   },
 ): ExecutionServiceServer {
   const rules = policy.ExecutionService;
@@ -138,8 +155,12 @@ export function createExecutionService(
           `wait_timeout_seconds ${req.waitTimeoutSeconds} must be between 0 and 300`,
         );
       }
+      // The view is read alongside the insert, for the job's boot hint; without it the job
+      // is only slower to start, never wrong.
+      const view = deps.sandboxView?.(organizationId).catch(() => undefined);
       const record = await executions.start(actor, organizationId, req.workflow, req.params ?? {});
-      await dispatchExecution(deps, record);
+      const seen = await view;
+      await dispatchExecution(deps, record, seen && bootHint(record, seen));
       if (!req.waitForResult) return { execution: await full(record.id) };
       const deadline = Date.now() + (req.waitTimeoutSeconds || 30) * 1000;
       const ended = await awaitExecution(deps, record.id, deadline);

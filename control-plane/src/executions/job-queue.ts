@@ -1,4 +1,4 @@
-import { ExecutionJob, type JobDispatchNames } from "@bifrost/proto";
+import { ExecutionJob, type JobDispatchNames, type SandboxBootHint } from "@bifrost/proto";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -24,7 +24,11 @@ export interface JobQueuePolicy {
 /** Publishes execution jobs; the stream and consumer are created (or updated) on open. */
 export interface JobQueue {
   /** Queues an execution. `duplicate` is true when this execution id was already queued. */
-  publish(job: { executionId: string; organizationId: string }): Promise<{ duplicate: boolean }>;
+  publish(job: {
+    executionId: string;
+    organizationId: string;
+    bootHint?: SandboxBootHint;
+  }): Promise<{ duplicate: boolean }>;
 }
 
 /**

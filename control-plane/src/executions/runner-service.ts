@@ -14,10 +14,9 @@ import type { OrganizationStore } from "../organizations/organization-store.js";
 import { parseUuid } from "../scope.js";
 import { kindToProto, statusFromProto } from "./execution-service.js";
 import type { ExecutionStore } from "./execution-store.js";
+import { sandboxView } from "./sandbox-view.js";
 
 const maxModulesPerCall = 2000;
-/** The config key (JSON array of host names) listing hosts every workflow of an organization may reach. */
-export const organizationHostsKey = "network.hosts";
 const logLevels = new Set(["debug", "info", "warning", "error"]);
 
 /** gRPC handlers of RunnerService: what a runner needs to run an execution, token-scoped. */
@@ -44,17 +43,10 @@ export function createRunnerService(
       );
       if (!claim) return ClaimExecutionResponse.fromPartial({ claimed: false });
       const { execution, token } = claim;
-      const [organization, tree, hosts] = await Promise.all([
+      const [organization, view] = await Promise.all([
         deps.organizations.get(execution.organizationId),
-        deps.modules.importMap(execution.organizationId),
-        deps.config.resolve(execution.organizationId, organizationHostsKey),
+        sandboxView(deps, execution.organizationId),
       ]);
-      // Only a JSON array of strings counts; the runner validates each host and fails the
-      // execution naming any it refuses.
-      const declared = hosts?.entry.value.type === "json" ? hosts.entry.value.value : [];
-      const organizationHosts = Array.isArray(declared)
-        ? declared.filter((h): h is string => typeof h === "string")
-        : [];
       return {
         claimed: true,
         executionToken: token,
@@ -66,9 +58,9 @@ export function createRunnerService(
         network: execution.network,
         timeoutSeconds: execution.timeoutSeconds,
         params: execution.params,
-        viewFingerprint: tree.fingerprint,
-        importMapJson: JSON.stringify(tree.importMap),
-        organizationHosts,
+        viewFingerprint: view.fingerprint,
+        importMapJson: view.importMapJson,
+        organizationHosts: view.organizationHosts,
         kind: kindToProto[execution.kind],
       };
     }),

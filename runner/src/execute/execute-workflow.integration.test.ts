@@ -9,8 +9,14 @@ import { findExecutable, locateDenoBinary } from "../sandbox/deno-binary.js";
 import { defaultProcessLimits } from "../sandbox/resource-limits.js";
 import { createSandboxHost } from "../sandbox/sandbox-process.js";
 import { discoverModules } from "./discover-modules.js";
-import { type ExecutionSpec, type ExecutorDeps, executeWorkflow } from "./execute-workflow.js";
+import {
+  type ExecutionSpec,
+  type ExecutorDeps,
+  executeWorkflow,
+  executionBoot,
+} from "./execute-workflow.js";
 import { createPreparedSandboxes } from "./prepared-sandboxes.js";
+import { type BootedSandbox, bootSandboxJob } from "./sandbox-job.js";
 
 // The same path in three scopes, and global workflows that import it by workspace path and
 // by relative import. Module state (a counter) shows whether anything survives between runs.
@@ -250,6 +256,51 @@ describe("sandboxes prepared ahead of repeating jobs", () => {
       expect(prepared.idle()).toBe(1);
     } finally {
       await prepared.close();
+    }
+  });
+});
+
+describe("a sandbox started before the claim (from the job's boot hint)", () => {
+  /** The early sandbox for a spec, recording whether it was run or discarded. */
+  function earlyFor(of: ExecutionSpec) {
+    const used = { ran: false, discarded: false };
+    const boot = executionBoot(of);
+    const sandbox = bootSandboxJob(deps, boot).then(
+      (booted): BootedSandbox => ({
+        get exited() {
+          return booted.exited;
+        },
+        run: (...args) => {
+          used.ran = true;
+          return booted.run(...args);
+        },
+        discard: () => {
+          used.discarded = true;
+          return booted.discard();
+        },
+      }),
+    );
+    return { early: { boot, sandbox }, used };
+  }
+
+  test("is used when the claim's boot is the same", async () => {
+    const job = spec("a", "workflows/by-path.ts", "by_path");
+    const { early, used } = earlyFor(job);
+    const outcome = await executeWorkflow(deps, job, recorder().services, undefined, early);
+    expect(outcome.status === "succeeded" && outcome.result).toMatchObject({ who: "org A" });
+    expect(used).toEqual({ ran: true, discarded: false });
+  });
+
+  test("is discarded unused when the claim says otherwise (another org, tree or workflow)", async () => {
+    const hinted = spec("a", "workflows/by-path.ts", "by_path");
+    for (const claimed of [
+      spec("b", "workflows/by-path.ts", "by_path"),
+      spec("a", "workflows/nested/by-relative.ts", "by_relative"),
+    ]) {
+      const { early, used } = earlyFor(hinted);
+      const outcome = await executeWorkflow(deps, claimed, recorder().services, undefined, early);
+      expect(outcome.status, JSON.stringify(outcome)).toBe("succeeded");
+      expect(used).toEqual({ ran: false, discarded: true });
     }
   });
 });

@@ -1,7 +1,13 @@
 import { runEntrySource } from "@bifrost/sdk/host";
 import type { ChannelCompletion, ExecutionServices } from "../channel/sdk-channel.js";
 import type { SandboxOutcome } from "../sandbox/sandbox-process.js";
-import { bootSandboxJob, type ExecutorDeps, type SandboxBoot } from "./sandbox-job.js";
+import { bootKey } from "./prepared-sandboxes.js";
+import {
+  type BootedSandbox,
+  bootSandboxJob,
+  type ExecutorDeps,
+  type SandboxBoot,
+} from "./sandbox-job.js";
 
 export type { ExecutorDeps };
 
@@ -32,13 +38,14 @@ export interface ExecutionError {
 }
 
 /** How an execution ended. */
-export type ExecutionOutcome =
+export type ExecutionOutcome = (
   | { status: "succeeded"; result: unknown; sandbox: SandboxOutcome }
   | {
       status: "failed" | "timed_out" | "cancelled";
       error: ExecutionError;
       sandbox: SandboxOutcome;
-    };
+    }
+) & { started?: SandboxStart };
 
 /**
  * Runs one workflow execution: materializes (or reuses) the organization's effective tree,
@@ -51,22 +58,22 @@ export async function executeWorkflow(
   spec: ExecutionSpec,
   services: ExecutionServices,
   signal?: AbortSignal,
+  /** A sandbox started before the claim from the job's hint (used only if its boot matches). */
+  early?: EarlySandbox,
 ): Promise<ExecutionOutcome> {
-  const boot: SandboxBoot = {
-    treeOwner: spec.organization.id,
-    view: spec.view,
-    importMap: spec.importMap,
-    entrySource: runEntrySource(
-      spec.dataProvider
-        ? { module: spec.workflow.module, dataProvider: spec.workflow.name }
-        : { module: spec.workflow.module, workflow: spec.workflow.name },
-    ),
-    network: { workflowHosts: spec.workflow.network, organizationHosts: spec.organizationHosts },
-  };
-  const prepared = deps.prepared?.take(boot);
+  const boot = executionBoot(spec);
+  let sandbox = early && (await adoptEarly(early, boot));
+  let started: SandboxStart = "early";
+  if (!sandbox) {
+    sandbox = deps.prepared?.take(boot);
+    started = "prepared";
+  }
   // The next job of this boot, if it repeats, gets a sandbox started while this one runs.
   deps.prepared?.anticipate(boot, () => bootSandboxJob(deps, boot));
-  const sandbox = prepared ?? (await bootSandboxJob(deps, boot));
+  if (!sandbox) {
+    sandbox = await bootSandboxJob(deps, boot);
+    started = "after_claim";
+  }
   const run = await sandbox.run(
     {
       start: {
@@ -85,7 +92,54 @@ export async function executeWorkflow(
     services,
     signal,
   );
-  return classify(run.sandbox, run.completion, run.violation, spec.workflow.timeoutSeconds);
+  return {
+    ...classify(run.sandbox, run.completion, run.violation, spec.workflow.timeoutSeconds),
+    started,
+  };
+}
+
+/**
+ * When the execution's sandbox was started: from the job's hint while the claim was under
+ * way, ahead of time for a repeating job, or once the claim was in.
+ */
+export type SandboxStart = "early" | "prepared" | "after_claim";
+
+/** A sandbox started ahead of the claim, and the boot it was started with. */
+export interface EarlySandbox {
+  boot: SandboxBoot;
+  sandbox: Promise<BootedSandbox>;
+}
+
+/** What an execution's sandbox is started with: the organization's tree, the entry, the hosts. */
+export function executionBoot(
+  spec: Pick<ExecutionSpec, "dataProvider" | "view" | "importMap" | "organizationHosts"> & {
+    organization: { id: string };
+    workflow: Pick<ExecutionSpec["workflow"], "name" | "module" | "network">;
+  },
+): SandboxBoot {
+  return {
+    treeOwner: spec.organization.id,
+    view: spec.view,
+    importMap: spec.importMap,
+    entrySource: runEntrySource(
+      spec.dataProvider
+        ? { module: spec.workflow.module, dataProvider: spec.workflow.name }
+        : { module: spec.workflow.module, workflow: spec.workflow.name },
+    ),
+    network: { workflowHosts: spec.workflow.network, organizationHosts: spec.organizationHosts },
+  };
+}
+
+/**
+ * The early sandbox if it was started with exactly this boot (and came up); otherwise it is
+ * discarded — it has been sent nothing, so nothing of this job was ever in it.
+ */
+async function adoptEarly(early: EarlySandbox, boot: SandboxBoot) {
+  const sandbox = await early.sandbox.catch(() => undefined);
+  if (!sandbox) return undefined;
+  if (bootKey(early.boot) === bootKey(boot) && !sandbox.exited) return sandbox;
+  void sandbox.discard().catch(() => {});
+  return undefined;
 }
 
 function failure(kind: string, message: string, retryable = false): ExecutionError {

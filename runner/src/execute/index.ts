@@ -16,16 +16,19 @@ import type { ExecutorDeps } from "./sandbox-job.js";
 export { type DiscoverySpec, discoverModules } from "./discover-modules.js";
 export {
   classify,
+  type EarlySandbox,
   type ExecutionError,
   type ExecutionOutcome,
   type ExecutionSpec,
   executeWorkflow,
+  executionBoot,
 } from "./execute-workflow.js";
 export {
   createPreparedSandboxes,
   type PreparedSandboxes,
 } from "./prepared-sandboxes.js";
 export type { ExecutorDeps } from "./sandbox-job.js";
+export { bootSandboxJob } from "./sandbox-job.js";
 
 /**
  * The sandbox runs as another uid, which must be able to pass through every directory above

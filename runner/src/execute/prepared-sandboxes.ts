@@ -18,6 +18,8 @@ import type { BootedSandbox, SandboxBoot } from "./sandbox-job.js";
 export interface PreparedSandboxes {
   /** A prepared sandbox of this boot, alive, or undefined. */
   take(boot: SandboxBoot): BootedSandbox | undefined;
+  /** Whether a prepared sandbox of this boot is waiting (without taking it). */
+  has(boot: SandboxBoot): boolean;
   /**
    * Called as a job of `boot` starts: notes the boot and, when it repeats, starts the
    * sandbox for the next job of it with `start`.
@@ -86,6 +88,10 @@ export function createPreparedSandboxes(options: PreparedSandboxesOptions): Prep
       }
       counts.missed++;
       return undefined;
+    },
+    has(boot) {
+      const key = bootKey(boot);
+      return waiting.some((entry) => entry.key === key && !entry.sandbox.exited);
     },
     anticipate(boot, start) {
       if (closed || options.maxIdle <= 0) return;

@@ -1,10 +1,17 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ExecutionKind, ExecutionStatus } from "@bifrost/proto";
+import { type ExecutionJob, ExecutionKind, ExecutionStatus } from "@bifrost/proto";
 import type { ExecutionServices, LogLevel } from "../channel/sdk-channel.js";
 import type { ControlPlaneClient } from "../control-plane-client.js";
 import type { JobDelivery, JobDisposition } from "../dispatch/job-consumer.js";
-import { type ExecutionOutcome, type ExecutorDeps, executeWorkflow } from "../execute/index.js";
+import {
+  bootSandboxJob,
+  type EarlySandbox,
+  type ExecutionOutcome,
+  type ExecutorDeps,
+  executeWorkflow,
+  executionBoot,
+} from "../execute/index.js";
 import { validateNetworkHost } from "../sandbox/network-policy.js";
 
 /** Why a declared host is refused, or undefined when it is fine. */
@@ -15,6 +22,41 @@ function hostProblem(host: string): string | undefined {
   } catch (error) {
     return (error as Error).message;
   }
+}
+
+/**
+ * Starts the job's sandbox from its boot hint, ahead of the claim: only when the hint names a
+ * tree this runner has and no sandbox of that boot is prepared already. Nothing is sent to
+ * it before the claim confirms the same boot (executeWorkflow).
+ */
+function startEarly(executor: ExecutorDeps, job: ExecutionJob): EarlySandbox | undefined {
+  const hint = job.bootHint;
+  if (!hint?.viewFingerprint || !hint.modulePath) return undefined;
+  if (!existsSync(join(executor.trees.root, job.organizationId, hint.viewFingerprint))) {
+    return undefined;
+  }
+  let importMap: { imports: Record<string, string> };
+  try {
+    importMap = JSON.parse(hint.importMapJson) as { imports: Record<string, string> };
+  } catch {
+    return undefined;
+  }
+  const boot = executionBoot({
+    organization: { id: job.organizationId },
+    workflow: { name: hint.workflow, module: hint.modulePath, network: hint.network },
+    dataProvider: hint.kind === ExecutionKind.EXECUTION_KIND_DATA_PROVIDER,
+    view: { fingerprint: hint.viewFingerprint, entries: [] },
+    importMap,
+    organizationHosts: hint.organizationHosts,
+  });
+  if (executor.prepared?.has(boot)) return undefined;
+  const sandbox = bootSandboxJob(executor, boot);
+  sandbox.catch(() => {});
+  return { boot, sandbox };
+}
+
+function discardEarly(early: EarlySandbox | undefined): void {
+  early?.sandbox.then((sandbox) => sandbox.discard()).catch(() => {});
 }
 
 /** Logs a runner emits about itself (never workflow output). */
@@ -48,7 +90,25 @@ export function createJobHandler(deps: {
   log: RunnerLog;
 }): (delivery: JobDelivery) => Promise<JobDisposition> {
   const { client } = deps;
+  // The sandbox starts while the claim is on its way, when the job says how and the tree is
+  // here; executeWorkflow takes it over (using it only if the claim's boot is the same), and
+  // on every other way out it is discarded.
   return async ({ job, attempt }) => {
+    const early = startEarly(deps.executor, job);
+    const handover = { done: false };
+    try {
+      return await handle(job, attempt, early, handover);
+    } finally {
+      if (!handover.done) discardEarly(early);
+    }
+  };
+
+  async function handle(
+    job: ExecutionJob,
+    attempt: number,
+    early: EarlySandbox | undefined,
+    handover: { done: boolean },
+  ): Promise<JobDisposition> {
     const claim = await client.claimExecution({
       executionId: job.executionId,
       attempt,
@@ -172,6 +232,7 @@ export function createJobHandler(deps: {
         });
         return { kind: "ack" };
       }
+      handover.done = true;
       outcome = await executeWorkflow(
         executor,
         {
@@ -192,6 +253,7 @@ export function createJobHandler(deps: {
         },
         services,
         cancel.signal,
+        early,
       );
     } finally {
       clearInterval(ticker);
@@ -207,9 +269,14 @@ export function createJobHandler(deps: {
       error: outcome.status === "succeeded" ? undefined : outcome.error,
     });
     deps.log.info(
-      { ...log, status: outcome.status, durationMs: outcome.sandbox.durationMs },
+      {
+        ...log,
+        status: outcome.status,
+        durationMs: outcome.sandbox.durationMs,
+        sandboxStarted: outcome.started,
+      },
       "execution finished",
     );
     return { kind: "ack" };
-  };
+  }
 }

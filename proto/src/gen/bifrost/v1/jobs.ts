@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { ExecutionKind, executionKindFromJSON, executionKindToJSON } from "./executions.js";
 
 export const protobufPackage = "bifrost.v1";
 
@@ -22,11 +23,31 @@ export const protobufFileName = "bifrost/v1/jobs.proto";
 export interface ExecutionJob {
   executionId: string;
   organizationId: string;
-  enqueuedAt?: Date | undefined;
+  enqueuedAt?:
+    | Date
+    | undefined;
+  /**
+   * What the execution's sandbox will most likely be started with, as of the publish: a
+   * runner that has this tree may start the sandbox while it claims the execution. Only a
+   * hint: the claim is authoritative, and a sandbox whose boot differs from the claim's is
+   * discarded before it is sent anything (no workflow code runs before the start message).
+   * Absent on republished jobs.
+   */
+  bootHint?: SandboxBootHint | undefined;
+}
+
+export interface SandboxBootHint {
+  kind: ExecutionKind;
+  workflow: string;
+  modulePath: string;
+  network: string[];
+  organizationHosts: string[];
+  viewFingerprint: string;
+  importMapJson: string;
 }
 
 function createBaseExecutionJob(): ExecutionJob {
-  return { executionId: "", organizationId: "", enqueuedAt: undefined };
+  return { executionId: "", organizationId: "", enqueuedAt: undefined, bootHint: undefined };
 }
 
 export const ExecutionJob: MessageFns<ExecutionJob> = {
@@ -39,6 +60,9 @@ export const ExecutionJob: MessageFns<ExecutionJob> = {
     }
     if (message.enqueuedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.enqueuedAt), writer.uint32(26).fork()).join();
+    }
+    if (message.bootHint !== undefined) {
+      SandboxBootHint.encode(message.bootHint, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -80,6 +104,14 @@ export const ExecutionJob: MessageFns<ExecutionJob> = {
             message.enqueuedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.bootHint = SandboxBootHint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -109,6 +141,11 @@ export const ExecutionJob: MessageFns<ExecutionJob> = {
         : isSet(object.enqueued_at)
         ? fromJsonTimestamp(object.enqueued_at)
         : undefined,
+      bootHint: isSet(object.bootHint)
+        ? SandboxBootHint.fromJSON(object.bootHint)
+        : isSet(object.boot_hint)
+        ? SandboxBootHint.fromJSON(object.boot_hint)
+        : undefined,
     };
   },
 
@@ -123,6 +160,9 @@ export const ExecutionJob: MessageFns<ExecutionJob> = {
     if (message.enqueuedAt !== undefined) {
       obj.enqueuedAt = message.enqueuedAt.toISOString();
     }
+    if (message.bootHint !== undefined) {
+      obj.bootHint = SandboxBootHint.toJSON(message.bootHint);
+    }
     return obj;
   },
 
@@ -134,6 +174,198 @@ export const ExecutionJob: MessageFns<ExecutionJob> = {
     message.executionId = object.executionId ?? "";
     message.organizationId = object.organizationId ?? "";
     message.enqueuedAt = object.enqueuedAt ?? undefined;
+    message.bootHint = (object.bootHint !== undefined && object.bootHint !== null)
+      ? SandboxBootHint.fromPartial(object.bootHint)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSandboxBootHint(): SandboxBootHint {
+  return {
+    kind: 0,
+    workflow: "",
+    modulePath: "",
+    network: [],
+    organizationHosts: [],
+    viewFingerprint: "",
+    importMapJson: "",
+  };
+}
+
+export const SandboxBootHint: MessageFns<SandboxBootHint> = {
+  encode(message: SandboxBootHint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.workflow !== "") {
+      writer.uint32(18).string(message.workflow);
+    }
+    if (message.modulePath !== "") {
+      writer.uint32(26).string(message.modulePath);
+    }
+    for (const v of message.network) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.organizationHosts) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.viewFingerprint !== "") {
+      writer.uint32(50).string(message.viewFingerprint);
+    }
+    if (message.importMapJson !== "") {
+      writer.uint32(58).string(message.importMapJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SandboxBootHint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSandboxBootHint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workflow = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.modulePath = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.network.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.organizationHosts.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.viewFingerprint = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.importMapJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SandboxBootHint {
+    return {
+      kind: isSet(object.kind) ? executionKindFromJSON(object.kind) : 0,
+      workflow: isSet(object.workflow) ? globalThis.String(object.workflow) : "",
+      modulePath: isSet(object.modulePath)
+        ? globalThis.String(object.modulePath)
+        : isSet(object.module_path)
+        ? globalThis.String(object.module_path)
+        : "",
+      network: globalThis.Array.isArray(object?.network) ? object.network.map((e: any) => globalThis.String(e)) : [],
+      organizationHosts: globalThis.Array.isArray(object?.organizationHosts)
+        ? object.organizationHosts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.organization_hosts)
+        ? object.organization_hosts.map((e: any) => globalThis.String(e))
+        : [],
+      viewFingerprint: isSet(object.viewFingerprint)
+        ? globalThis.String(object.viewFingerprint)
+        : isSet(object.view_fingerprint)
+        ? globalThis.String(object.view_fingerprint)
+        : "",
+      importMapJson: isSet(object.importMapJson)
+        ? globalThis.String(object.importMapJson)
+        : isSet(object.import_map_json)
+        ? globalThis.String(object.import_map_json)
+        : "",
+    };
+  },
+
+  toJSON(message: SandboxBootHint): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = executionKindToJSON(message.kind);
+    }
+    if (message.workflow !== "") {
+      obj.workflow = message.workflow;
+    }
+    if (message.modulePath !== "") {
+      obj.modulePath = message.modulePath;
+    }
+    if (message.network?.length) {
+      obj.network = message.network;
+    }
+    if (message.organizationHosts?.length) {
+      obj.organizationHosts = message.organizationHosts;
+    }
+    if (message.viewFingerprint !== "") {
+      obj.viewFingerprint = message.viewFingerprint;
+    }
+    if (message.importMapJson !== "") {
+      obj.importMapJson = message.importMapJson;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SandboxBootHint>): SandboxBootHint {
+    return SandboxBootHint.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SandboxBootHint>): SandboxBootHint {
+    const message = createBaseSandboxBootHint();
+    message.kind = object.kind ?? 0;
+    message.workflow = object.workflow ?? "";
+    message.modulePath = object.modulePath ?? "";
+    message.network = object.network?.map((e) => e) || [];
+    message.organizationHosts = object.organizationHosts?.map((e) => e) || [];
+    message.viewFingerprint = object.viewFingerprint ?? "";
+    message.importMapJson = object.importMapJson ?? "";
     return message;
   },
 };
