@@ -115,6 +115,11 @@ export interface GitBindingStore {
   webhook(id: string): Promise<{ secret: string; branch: string } | undefined>;
   /** Claims up to `limit` bindings whose poll is due, moving their next poll forward. */
   claimDuePolls(limit: number): Promise<string[]>;
+  /**
+   * Re-seals every credential and webhook secret sealed with another key than the active one
+   * (after a key rotation, before the old key is dropped); returns how many bindings moved.
+   */
+  reseal(actor: Actor): Promise<number>;
 }
 
 /** Creates the binding store; credentials and webhook secrets are sealed with the keyring. */
@@ -321,6 +326,88 @@ export function createGitBindingStore(sql: Sql, keyring: SecretKeyring): GitBind
       return row.credential_kind === "token"
         ? { kind: "token", token: plaintext }
         : { kind: "ssh_key", privateKey: plaintext };
+    },
+
+    async reseal(actor) {
+      const stale = await sql<
+        {
+          id: string;
+          organization_id: string | null;
+          credential_key_id: string | null;
+          credential_nonce: Buffer | null;
+          credential_ciphertext: Buffer | null;
+          webhook_key_id: string;
+          webhook_nonce: Buffer;
+          webhook_ciphertext: Buffer;
+        }[]
+      >`
+        select id, organization_id, credential_key_id, credential_nonce, credential_ciphertext,
+          webhook_key_id, webhook_nonce, webhook_ciphertext
+        from git_bindings
+        where webhook_key_id <> ${keyring.activeKeyId}
+          or (credential_key_id is not null and credential_key_id <> ${keyring.activeKeyId})`;
+      const moved = (keyId: string | null) => keyId !== null && keyId !== keyring.activeKeyId;
+      for (const row of stale) {
+        const credential =
+          moved(row.credential_key_id) && row.credential_ciphertext
+            ? sealSecret(
+                keyring,
+                openSecret(
+                  keyring,
+                  {
+                    keyId: row.credential_key_id as string,
+                    nonce: row.credential_nonce as Buffer,
+                    ciphertext: row.credential_ciphertext,
+                  },
+                  credentialContext(row.id),
+                ),
+                credentialContext(row.id),
+              )
+            : undefined;
+        const webhook = moved(row.webhook_key_id)
+          ? sealSecret(
+              keyring,
+              openSecret(
+                keyring,
+                {
+                  keyId: row.webhook_key_id,
+                  nonce: row.webhook_nonce,
+                  ciphertext: row.webhook_ciphertext,
+                },
+                webhookContext(row.id),
+              ),
+              webhookContext(row.id),
+            )
+          : undefined;
+        await sql.begin(async (tx) => {
+          // Only rows still sealed as read: a concurrent update (a rotated webhook secret, a
+          // new credential) already sealed them with the active key and wins.
+          if (credential) {
+            await tx`update git_bindings set credential_key_id = ${credential.keyId},
+                credential_nonce = ${credential.nonce}, credential_ciphertext = ${credential.ciphertext}
+              where id = ${row.id} and credential_key_id = ${row.credential_key_id}
+                and credential_nonce = ${row.credential_nonce}`;
+          }
+          if (webhook) {
+            await tx`update git_bindings set webhook_key_id = ${webhook.keyId},
+                webhook_nonce = ${webhook.nonce}, webhook_ciphertext = ${webhook.ciphertext}
+              where id = ${row.id} and webhook_key_id = ${row.webhook_key_id}
+                and webhook_nonce = ${row.webhook_nonce}`;
+          }
+          await recordAudit(tx, actor, {
+            organizationId: row.organization_id,
+            action: "git.reseal",
+            targetType: "git_binding",
+            target: row.id,
+            details: {
+              ...(credential && { credentialFromKeyId: row.credential_key_id }),
+              ...(webhook && { webhookFromKeyId: row.webhook_key_id }),
+              toKeyId: keyring.activeKeyId,
+            },
+          });
+        });
+      }
+      return stale.length;
     },
 
     async webhook(id) {
