@@ -172,6 +172,8 @@ export async function startSandboxed(options: StartSandboxedOptions): Promise<St
       else killGroup(child);
     });
     readable.on("end", () => (end ? end(stream) : ended.add(stream)));
+    // A launcher that died before it was taken may have closed its output already.
+    if (readable.readableEnded) ended.add(stream);
   }
   // Bubblewrap reads its options and the seccomp program once it runs; the pipes hold them
   // until then. If it fails before reading them, the write fails with EPIPE: its exit says why.
