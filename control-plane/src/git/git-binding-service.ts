@@ -139,6 +139,13 @@ export function createGitBindingService(
     const last = binding.lastSyncId
       ? await syncs.get(binding.lastSyncId).catch(() => undefined)
       : undefined;
+    return toProtoWith(binding, last);
+  }
+
+  function toProtoWith(
+    binding: GitBindingRecord,
+    last: GitSyncRecord | undefined,
+  ): ProtoGitBinding {
     return {
       id: binding.id,
       scope: scopeToProto(binding.scope),
@@ -202,7 +209,15 @@ export function createGitBindingService(
     listGitBindings: unary(edge, "ListGitBindings", rules.ListGitBindings, async (req) => {
       const scope = req.scope?.kind ? scopeFromProto(req.scope) : undefined;
       const rows = await bindings.list(scope);
-      return { bindings: await Promise.all(rows.map(toProto)) };
+      // Every binding's last run in one query, not one per binding.
+      const lastSyncs = await syncs.getMany(
+        rows.flatMap((row) => (row.lastSyncId ? [row.lastSyncId] : [])),
+      );
+      return {
+        bindings: rows.map((row) =>
+          toProtoWith(row, row.lastSyncId ? lastSyncs.get(row.lastSyncId) : undefined),
+        ),
+      };
     }),
 
     updateGitBinding: unary(

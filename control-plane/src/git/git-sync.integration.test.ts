@@ -367,6 +367,34 @@ describe("bound scopes", () => {
   });
 });
 
+describe("listing bindings", () => {
+  test("each binding shows its own last run; an organization sees only its own binding", async () => {
+    const [orgA, orgB] = [await organization(), await organization()];
+    const good = await repository();
+    await good.commit({ "shared/x.ts": "export const x = 1;\n" });
+    const a = await bind(orgScope(orgA), good.url);
+    const b = await bind(orgScope(orgB), (await repository()).url, { branch: "missing" });
+    expect((await sync(a)).status).toBe(GitSyncStatus.GIT_SYNC_STATUS_SUCCEEDED);
+    const failed = await sync(b);
+    expect(failed.status).toBe(GitSyncStatus.GIT_SYNC_STATUS_FAILED);
+
+    const { bindings: all } = await root.git.listGitBindings({ scope: undefined });
+    const byId = new Map(all.map((binding) => [binding.id, binding]));
+    expect(byId.get(a)).toMatchObject({
+      lastSyncStatus: GitSyncStatus.GIT_SYNC_STATUS_SUCCEEDED,
+      lastSyncError: "",
+    });
+    expect(byId.get(b)?.lastSyncStatus).toBe(GitSyncStatus.GIT_SYNC_STATUS_FAILED);
+    expect(byId.get(b)?.lastSyncError).toBe(failed.error);
+    expect(failed.error).not.toBe("");
+
+    const { bindings: onlyA } = await root.git.listGitBindings({ scope: orgScope(orgA) });
+    expect(onlyA.map((binding) => binding.id)).toEqual([a]);
+    await root.git.unbindRepository({ id: a });
+    await root.git.unbindRepository({ id: b });
+  });
+});
+
 describe("one sync at a time", () => {
   test("concurrent sync requests for one binding run once", async () => {
     const org = await organization();

@@ -98,6 +98,8 @@ export interface GitSyncStore {
    */
   failInterrupted(bindingId: string): Promise<number>;
   get(id: string): Promise<GitSyncRecord>;
+  /** Several runs by id at once (those that exist). */
+  getMany(ids: readonly string[]): Promise<Map<string, GitSyncRecord>>;
   latest(bindingId: string): Promise<GitSyncRecord | undefined>;
   list(
     bindingId: string,
@@ -144,6 +146,13 @@ export function createGitSyncStore(sql: Sql): GitSyncStore {
       >`select *, started_at::text as started_at_text from git_syncs where id = ${id}`;
       if (!row) throw notFound(`git sync "${id}" not found`);
       return toRecord(row);
+    },
+
+    async getMany(ids) {
+      if (ids.length === 0) return new Map();
+      const rows = await sql<SyncRow[]>`
+        select *, started_at::text as started_at_text from git_syncs where id = any(${ids as string[]}::uuid[])`;
+      return new Map(rows.map((row) => [row.id, toRecord(row)]));
     },
 
     async latest(bindingId) {
