@@ -85,6 +85,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await deps?.host.close();
   await rm(root, { recursive: true, force: true });
 });
 

@@ -236,8 +236,8 @@ type SetUp = (dir: string) => Promise<void>;
 /**
  * Removes per-sandbox cgroups a crashed runner left behind: only empty ones (rmdir refuses
  * the others) older than `minAgeMs`, so another runner's freshly prepared one is spared, and
- * of the pooled ones (`pool-<pid>-<n>`) only those whose runner process is gone: a live
- * runner keeps its idle pool for as long as it runs.
+ * of the pooled ones (`pool-<pid>-<n>`) those whose runner process is gone: a live runner
+ * keeps its idle pool for as long as it runs.
  */
 export async function sweepStaleCgroups(mounts: CgroupMounts, minAgeMs = 600_000) {
   for (const base of [mounts.memoryV1, mounts.pidsV1, mounts.unified]) {
@@ -245,7 +245,13 @@ export async function sweepStaleCgroups(mounts: CgroupMounts, minAgeMs = 600_000
     const group = join(base, groupDir);
     for (const name of await readdir(group).catch(() => [] as string[])) {
       const pooledBy = /^pool-(\d+)-/.exec(name)?.[1];
-      if (!name.startsWith("run-") && !(pooledBy && !processExists(Number(pooledBy)))) continue;
+      if (pooledBy) {
+        // A pool whose runner is gone: stale at once (a runner that finds a pooled cgroup
+        // removed under it makes a new one, see resource-limits.ts).
+        if (!processExists(Number(pooledBy))) await rmdir(join(group, name)).catch(() => {});
+        continue;
+      }
+      if (!name.startsWith("run-")) continue;
       const info = await stat(join(group, name)).catch(() => undefined);
       if (info && Date.now() - info.mtimeMs > minAgeMs)
         await rmdir(join(group, name)).catch(() => {});

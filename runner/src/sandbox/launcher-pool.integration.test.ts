@@ -130,6 +130,19 @@ describe("the launcher pool", () => {
 });
 
 describe("the cgroup pool", () => {
+  test("a pooled cgroup removed while idle (another runner's sweep) is replaced, not handed out", async () => {
+    // A limiter of its own: no launcher pool refills from it meanwhile.
+    const own = await createResourceLimiter({ warn: () => {} });
+    const cgroup = await own.acquire(defaultProcessLimits);
+    await own.release(cgroup);
+    await cgroup.remove();
+    const next = await own.acquire(defaultProcessLimits);
+    if (cgroup.procsFiles.length > 0) expect(next.procsFiles).not.toEqual(cgroup.procsFiles);
+    for (const file of next.procsFiles) await expect(readFile(file, "utf8")).resolves.toBe("");
+    await own.release(next);
+    await own.close();
+  });
+
   test("a reused cgroup has the new limits, zeroed counters and none of the old tasks", async () => {
     if (!limiter.pidsCgroup) return;
     const cgroup = await limiter.acquire({ ...defaultProcessLimits, tasks: 3 });

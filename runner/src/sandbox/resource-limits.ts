@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { access, readFile } from "node:fs/promises";
 import {
   type CgroupMounts,
   createCgroupDirs,
@@ -99,8 +99,20 @@ export async function createResourceLimiter(
     memoryCgroup,
     pidsCgroup,
     acquire: async (limits) => {
-      const cgroup = free.pop() ?? (await createCgroupDirs(found, `${prefix}-${++created}`, null));
-      await cgroup.applyLimits({ memoryBytes: limits.memoryBytes, tasks: limits.tasks });
+      const wanted = { memoryBytes: limits.memoryBytes, tasks: limits.tasks };
+      for (let reused = free.pop(); reused; reused = free.pop()) {
+        try {
+          await Promise.all(reused.procsFiles.map((file) => access(file)));
+          await reused.applyLimits(wanted);
+          await reused.resetCounters();
+          return reused;
+        } catch (error) {
+          // Removed under us (another runner's sweep, an operator): forget it.
+          if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+        }
+      }
+      const cgroup = await createCgroupDirs(found, `${prefix}-${++created}`, null);
+      await cgroup.applyLimits(wanted);
       await cgroup.resetCounters();
       return cgroup;
     },

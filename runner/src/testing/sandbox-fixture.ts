@@ -145,7 +145,10 @@ export async function createSandboxFixture(): Promise<SandboxFixture> {
     tree,
     run,
     directory,
-    cleanup: () => rm(root, { recursive: true, force: true }),
+    cleanup: async () => {
+      await host.close();
+      await rm(root, { recursive: true, force: true });
+    },
   };
 }
 
