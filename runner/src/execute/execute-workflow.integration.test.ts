@@ -211,14 +211,14 @@ describe("sandboxes prepared ahead of repeating jobs", () => {
         );
         return outcome.status === "succeeded" ? outcome.result : outcome;
       };
-      // The first run of a boot prepares nothing; the second prepares one for the third.
+      // The first run of a boot prepares nothing; the second prepares two for what follows.
       expect(await run("a")).toEqual({ who: "org A", calls: 1, org: orgIds.a, previous: null });
       expect(prepared.idle()).toBe(0);
       expect(await run("a")).toEqual({ who: "org A", calls: 1, org: orgIds.a, previous: null });
-      await waitFor(() => prepared.idle() === 1);
-      // B's job does not take A's prepared sandbox: it gets its own tree and modules.
+      await waitFor(() => prepared.idle() === 2);
+      // B's job does not take A's prepared sandboxes: it gets its own tree and modules.
       expect(await run("b")).toEqual({ who: "org B", calls: 1, org: orgIds.b, previous: null });
-      expect(prepared.idle()).toBe(1);
+      expect(prepared.idle()).toBe(2);
       // A's next job takes it: module state starts from nothing (its modules load only now).
       expect(await run("a")).toEqual({ who: "org A", calls: 1, org: orgIds.a, previous: null });
       await waitFor(() => prepared.idle() >= 1);

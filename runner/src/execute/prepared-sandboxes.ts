@@ -13,7 +13,7 @@ import type { BootedSandbox, SandboxBoot } from "./sandbox-job.js";
  * one idle Deno process (~30 MB) per prepared sandbox.
  *
  * Only repeating boots are prepared (seen within `repeatWindowMs`), so a stream of distinct
- * jobs wastes nothing; at most `maxIdle` wait, each at most `idleMs`.
+ * jobs wastes nothing; up to two per boot, at most `maxIdle` in all, each at most `idleMs`.
  */
 export interface PreparedSandboxes {
   /** A prepared sandbox of this boot, alive, or undefined. */
@@ -60,6 +60,7 @@ export function createPreparedSandboxes(options: PreparedSandboxesOptions): Prep
   const waiting: Waiting[] = [];
   const lastSeen = new Map<string, number>();
   let preparing = 0;
+  const preparingByKey = new Map<string, number>();
   let closed = false;
   const counts = { taken: 0, missed: 0, prepared: 0, discarded: 0 };
 
@@ -72,6 +73,29 @@ export function createPreparedSandboxes(options: PreparedSandboxesOptions): Prep
     remove(entry);
     counts.discarded++;
     entry.sandbox.discard().catch((error: unknown) => options.onError?.(error));
+  };
+
+  const prepare = (key: string, start: () => Promise<BootedSandbox>) => {
+    preparing++;
+    preparingByKey.set(key, (preparingByKey.get(key) ?? 0) + 1);
+    counts.prepared++;
+    start()
+      .then((sandbox) => {
+        if (closed) return void sandbox.discard();
+        const entry: Waiting = {
+          key,
+          sandbox,
+          timer: setTimeout(() => discard(entry), idleMs).unref(),
+        };
+        waiting.push(entry);
+      })
+      .catch((error: unknown) => options.onError?.(error))
+      .finally(() => {
+        preparing--;
+        const left = (preparingByKey.get(key) ?? 1) - 1;
+        if (left > 0) preparingByKey.set(key, left);
+        else preparingByKey.delete(key);
+      });
   };
 
   return {
@@ -104,28 +128,18 @@ export function createPreparedSandboxes(options: PreparedSandboxesOptions): Prep
         lastSeen.delete(lastSeen.keys().next().value as string);
       }
       if (seen === undefined || now - seen > repeatWindowMs) return;
-      if (preparing + waiting.filter((w) => w.key === key).length >= options.maxIdle) return;
-      // Room for it: the oldest waiting sandbox of another boot makes way.
-      while (waiting.length + preparing >= options.maxIdle && waiting.length > 0) {
-        discard(waiting[0] as Waiting);
+      // Two ahead (when there is room): each then has two jobs' time to come up, which one
+      // job's time on a busy host often is not.
+      const depth = Math.min(2, options.maxIdle);
+      const mine = () =>
+        waiting.filter((w) => w.key === key).length + (preparingByKey.get(key) ?? 0);
+      while (mine() < depth) {
+        // Room for it: the oldest waiting sandbox of another boot makes way.
+        const other = waiting.find((w) => w.key !== key);
+        if (waiting.length + preparing >= options.maxIdle && other) discard(other);
+        if (waiting.length + preparing >= options.maxIdle) return;
+        prepare(key, start);
       }
-      if (waiting.length + preparing >= options.maxIdle) return;
-      preparing++;
-      counts.prepared++;
-      start()
-        .then((sandbox) => {
-          if (closed) return void sandbox.discard();
-          const entry: Waiting = {
-            key,
-            sandbox,
-            timer: setTimeout(() => discard(entry), idleMs).unref(),
-          };
-          waiting.push(entry);
-        })
-        .catch((error: unknown) => options.onError?.(error))
-        .finally(() => {
-          preparing--;
-        });
     },
     idle: () => waiting.length,
     stats: () => ({ ...counts }),
