@@ -481,6 +481,44 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     member.close();
   });
 
+  test("a runner key stops working the moment it is revoked, or its identity deleted (its check is remembered briefly)", async () => {
+    const root = world.as(world.keys.platformAdmin);
+    const { user } = await root.identity.createUser({
+      email: "short-lived@runners.test",
+      displayName: "short-lived runner",
+      platformAdmin: false,
+      organizationId: "",
+      role: 0,
+      runner: true,
+    });
+    const newKey = async () =>
+      root.identity.createApiKey({ userId: user?.id as string, name: "k", expiresAt: undefined });
+    // A claim of an execution that does not exist: authenticated, and changes nothing.
+    const beat = async (key: string) => {
+      const runner = connectControlPlane(cp.address, key, { retryUnavailableMs: 0 });
+      try {
+        const answer = await runner.claimExecution({
+          executionId: "00000000-0000-4000-8000-000000000000",
+          attempt: 1,
+          runnerName: "short-lived",
+        });
+        expect(answer.claimed).toBe(false);
+      } finally {
+        runner.close();
+      }
+    };
+    const first = await newKey();
+    await beat(first.secret);
+    await beat(first.secret);
+    await root.identity.revokeApiKey({ id: first.apiKey?.id as string });
+    await expectCode(beat(first.secret), status.UNAUTHENTICATED);
+
+    const second = await newKey();
+    await beat(second.secret);
+    await root.identity.deleteUser({ id: user?.id as string });
+    await expectCode(beat(second.secret), status.UNAUTHENTICATED);
+  });
+
   test("runners announce themselves and operators list them with capacity, load and liveness", async () => {
     const admin = connectControlPlane(cp.address, world.keys.platformAdmin);
     let runners: Awaited<ReturnType<typeof admin.listRunners>>["runners"] = [];

@@ -158,8 +158,22 @@ function validateLabel(value: string, field: string, max: number): string {
   return trimmed;
 }
 
+/**
+ * How long a runner identity's key check is remembered. Runners call on every execution's
+ * path (claim, events, completion), and the check is a join of keys, users and memberships:
+ * ~1 ms each time. Revoking a key or changing or deleting a user clears this replica's memory
+ * at once; other replicas honour it within this many milliseconds. Human and service keys
+ * are always checked afresh.
+ */
+export const runnerKeyCacheMs = 5_000;
+const runnerKeyCacheMax = 1_000;
+
 /** Creates the identity store. */
 export function createIdentityStore(sql: Sql): IdentityStore {
+  const runnerKeys = new Map<
+    string,
+    { principal: Principal; until: number; expiresAt: Date | null }
+  >();
   // Refuses to leave the platform without a platform admin.
   async function assertAnotherPlatformAdmin(tx: SqlOrTx, userId: string) {
     const [row] = await tx<{ others: string }[]>`
@@ -171,7 +185,7 @@ export function createIdentityStore(sql: Sql): IdentityStore {
     }
   }
 
-  return {
+  const store: IdentityStore = {
     async authenticate(authorization) {
       if (!authorization) {
         throw unauthenticated(
@@ -182,6 +196,15 @@ export function createIdentityStore(sql: Sql): IdentityStore {
       if (!match) throw unauthenticated('authorization metadata must be "Bearer <api key>"');
       const parsed = parseApiKey(match[1] as string);
       if (!parsed) throw unauthenticated("api key is not valid");
+      const remembered = runnerKeys.get(match[1] as string);
+      const now = Date.now();
+      if (
+        remembered &&
+        remembered.until > now &&
+        (!remembered.expiresAt || remembered.expiresAt.getTime() > now)
+      ) {
+        return remembered.principal;
+      }
       const [row] = await sql<
         (ApiKeyRow & {
           secret_hash: Buffer;
@@ -214,7 +237,7 @@ export function createIdentityStore(sql: Sql): IdentityStore {
       if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
         sql`update api_keys set last_used_at = now() where id = ${row.id}`.catch(() => {});
       }
-      return {
+      const principal: Principal = {
         userId: row.user_id,
         apiKeyId: row.id,
         email: row.email,
@@ -222,6 +245,15 @@ export function createIdentityStore(sql: Sql): IdentityStore {
         runner: row.kind === "runner",
         memberships: new Map(row.memberships.map((m) => [m.o, { role: m.r, active: m.a }])),
       };
+      if (principal.runner) {
+        if (runnerKeys.size >= runnerKeyCacheMax) runnerKeys.clear();
+        runnerKeys.set(match[1] as string, {
+          principal,
+          until: now + runnerKeyCacheMs,
+          expiresAt: row.expires_at,
+        });
+      }
+      return principal;
     },
 
     async createUser(actor, user, membership) {
@@ -459,4 +491,18 @@ export function createIdentityStore(sql: Sql): IdentityStore {
       });
     },
   };
+  // What decides whether a remembered runner key still holds: forget them all before and
+  // after each such change (after: a check racing the change may have remembered the old).
+  for (const name of ["updateUser", "deleteUser", "revokeApiKey"] as const) {
+    const change = store[name] as (...args: unknown[]) => Promise<unknown>;
+    (store as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
+      runnerKeys.clear();
+      try {
+        return await change(...args);
+      } finally {
+        runnerKeys.clear();
+      }
+    };
+  }
+  return store;
 }
