@@ -46,6 +46,8 @@ export interface SdkChannel {
   socketPath: string;
   /** The completion message, if the SDK sent one. */
   completion(): ChannelCompletion | undefined;
+  /** Settles when the SDK has sent its completion (never, if it does not). */
+  completed: Promise<void>;
   /** Why the channel was cut off, if it was (bad token, oversized message, protocol error). */
   violation(): string | undefined;
   /** Secret values seen by this execution, for redacting its output. */
@@ -83,6 +85,10 @@ export async function openSdkChannel(options: {
   await rm(socketPath, { force: true });
   const redactor = createRedactor();
   let completion: ChannelCompletion | undefined;
+  let markCompleted = () => {};
+  const completed = new Promise<void>((resolve) => {
+    markCompleted = resolve;
+  });
   let violation: string | undefined;
   let connected = false;
   let messages = 0;
@@ -180,6 +186,7 @@ export async function openSdkChannel(options: {
       case "discovered":
         if (completion) return cut("a second completion message");
         completion = redactor.json(message) as unknown as ChannelCompletion;
+        markCompleted();
         return;
       default:
         return cut(`unknown message type ${JSON.stringify(message.type)}`);
@@ -220,6 +227,7 @@ export async function openSdkChannel(options: {
   return {
     socketPath,
     completion: () => completion,
+    completed,
     violation: () => violation,
     redactor,
     begin(start, services) {

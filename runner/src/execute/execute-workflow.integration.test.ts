@@ -55,6 +55,12 @@ import { UserError, workflow } from "bifrost";
 export const rejects = workflow({ name: "rejects" }, () => { throw new UserError("no mailbox for a@b.co"); });
 export const dated = workflow({ name: "dated" }, () => ({ when: new Date() }));`,
   "workflows/exits.ts": `Deno.exit(7);`,
+  "workflows/chatty.ts": `
+import { workflow } from "bifrost";
+export const chatty = workflow({ name: "chatty" }, () => {
+  for (let i = 0; i < 1500; i++) console.log("line " + i + " " + "x".repeat(60));
+  return { printed: 1500 };
+});`,
   "workflows/broken.ts": `import { workflow } from "bifrost"; export const x = workflow({ name: "x" }, () => {`,
 };
 const orgFiles: Record<"a" | "b" | "c", Record<string, string>> = {
@@ -310,6 +316,23 @@ async function waitFor(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
   expect(condition()).toBe(true);
 }
+
+describe("output and the result", () => {
+  test("everything printed before the workflow returned is in its logs (~100 KB, more than a pipe holds)", async () => {
+    for (let run = 0; run < 5; run++) {
+      const record = recorder();
+      const outcome = await executeWorkflow(
+        deps,
+        spec("a", "workflows/chatty.ts", "chatty"),
+        record.services,
+      );
+      expect(outcome.status === "succeeded" && outcome.result).toEqual({ printed: 1500 });
+      const lines = record.logs.filter((log) => log.message.startsWith("line "));
+      expect(lines).toHaveLength(1500);
+      expect(lines[1499]?.message).toMatch(/^line 1499 x{60}$/);
+    }
+  });
+});
 
 describe("outcomes", () => {
   test("secret values are redacted from SDK logs, stdout and the result", async () => {

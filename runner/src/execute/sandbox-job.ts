@@ -39,6 +39,19 @@ export interface ExecutorDeps {
   prepared?: PreparedSandboxes;
 }
 
+/** The sandbox's outcome as far as it is known when the SDK reported before the process ended. */
+const reportedOutcome: SandboxOutcome = {
+  exitCode: null,
+  signal: null,
+  timedOut: false,
+  cancelled: false,
+  outOfMemory: false,
+  tasksLimitReached: false,
+  outputTruncated: false,
+  outputFlooded: false,
+  durationMs: 0,
+};
+
 /** What a sandbox is started with, before its job is known: which tree, entry and network. */
 export interface SandboxBoot {
   /** Organization id, or "global" for the global scope's own tree (discovery of global modules). */
@@ -156,27 +169,34 @@ export async function bootSandboxJob(
       return started.exited;
     },
     async run(job, services, signal) {
+      const began = performance.now();
       channel.begin(job.start, services);
-      try {
-        const sandbox = await started.supervise({
-          timeoutMs: job.timeoutMs,
-          ...(signal && { signal }),
-          onOutput: (stream, line) =>
-            services.log({
-              level: stream === "stderr" ? "warning" : "info",
-              message: channel.redactor.text(line),
-              data: { stream },
-            }),
-        });
-        return {
-          sandbox,
-          completion: channel.completion(),
-          violation: channel.violation(),
-          redactor: channel.redactor,
-        };
-      } finally {
-        cleanUp();
-      }
+      const supervised = started.supervise({
+        timeoutMs: job.timeoutMs,
+        ...(signal && { signal }),
+        onOutput: (stream, line) =>
+          services.log({
+            level: stream === "stderr" ? "warning" : "info",
+            message: channel.redactor.text(line),
+            data: { stream },
+          }),
+      });
+      supervised.finally(cleanUp).catch(() => {});
+      // The outcome is final once the SDK has reported it (it exits right after), so the
+      // result does not wait for the sandbox's teardown — Deno's exit and the kernel
+      // dismantling its namespaces, ~5 ms. Output written before the report is already in
+      // the pipes: one turn of the event loop reads it. The process is still bounded by its
+      // supervision until it is gone, and only then is its job cleaned up.
+      const reported = channel.completed.then(
+        () => new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined))),
+      );
+      const ended = await Promise.race([supervised, reported]);
+      return {
+        sandbox: ended ?? { ...reportedOutcome, durationMs: Math.round(performance.now() - began) },
+        completion: channel.completion(),
+        violation: channel.violation(),
+        redactor: channel.redactor,
+      };
     },
     async discard() {
       await started.discard();
