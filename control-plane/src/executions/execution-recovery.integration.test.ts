@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { ExecutionStatus } from "@bifrost/proto";
 import { createExecutorDeps } from "@bifrost/runner/execute";
 import { connectControlPlane, createJobHandler, startJobConsumer } from "@bifrost/runner/jobs";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
@@ -80,6 +81,17 @@ async function waitForEnd(
   throw new Error(`execution ${id} did not end`);
 }
 
+/** Waits until no runner has a pull request waiting on the job consumer. */
+async function noPendingPulls(): Promise<void> {
+  const jsm = await jetstreamManager(await nats());
+  for (let i = 0; i < 100; i++) {
+    const info = await jsm.consumers.info(cp.dispatch.stream, cp.dispatch.consumer);
+    if (info.num_waiting === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error("a pull request stayed pending on the job consumer for 5 s");
+}
+
 async function startQuick(): Promise<string> {
   const api = world.as(world.keys.memberA);
   const request = {
@@ -120,8 +132,9 @@ test("a runner killed mid-execution: the execution completes on another runner a
   doomedClient.close();
 
   const client = connectControlPlane(cp.address, runnerKey);
+  const survivorNc = await nats();
   const survivor = await startJobConsumer({
-    nc: await nats(),
+    nc: survivorNc,
     names: cp.dispatch,
     capacity: 1,
     progressEveryMs: 200,
@@ -138,6 +151,7 @@ test("a runner killed mid-execution: the execution completes on another runner a
   });
   const execution = await waitForEnd(id);
   await survivor.stop();
+  await survivorNc.close();
   client.close();
   expect(execution.status).toBe(ExecutionStatus.EXECUTION_STATUS_SUCCEEDED);
   expect(execution.result).toEqual({ org: "Org A" });
@@ -146,6 +160,9 @@ test("a runner killed mid-execution: the execution completes on another runner a
 });
 
 test("an execution no runner finishes within the allowed deliveries ends failed, saying why", async () => {
+  // A pull the previous test's runner left on the server (it stopped while a pull was
+  // pending) would take a delivery without claiming it; this test counts deliveries.
+  await noPendingPulls();
   const id = await startQuick();
   const client = connectControlPlane(cp.address, runnerKey);
   const failing = await startJobConsumer({
