@@ -1,27 +1,14 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ExecutionKind, ExecutionStatus } from "@bifrost/proto";
-import { createExecutorDeps } from "@bifrost/runner/execute";
-import {
-  connectControlPlane,
-  createJobHandler,
-  type JobConsumer,
-  startJobConsumer,
-} from "@bifrost/runner/jobs";
 import { status } from "@grpc/grpc-js";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
+import { type InProcessRunner, startInProcessRunner } from "../testing/in-process-runner.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
 import { expectCode, globalScope, orgScope } from "../testing/wire.js";
 
 let cp: TestControlPlane;
 let world: TenancyWorld;
-let nats: NatsConnection;
-let consumer: JobConsumer;
-let workDir: string;
-let closeClient: () => void;
+let runner: InProcessRunner;
 
 /** A provider module: options name who answered, for which org, and which run produced them. */
 const clients = (who: string, ttl: number, name = "clients") => `
@@ -75,47 +62,12 @@ export const probe = dataProvider({ name: "probe_net", cacheTtlSeconds: 0 }, asy
   });
   await cp.discovery.drain();
 
-  const { user } = await root.identity.createUser({
-    email: "runner-dp@runners.test",
-    displayName: "runner dp",
-    platformAdmin: false,
-    organizationId: "",
-    role: 0,
-    runner: true,
-  });
-  const { secret } = await root.identity.createApiKey({
-    userId: user?.id as string,
-    name: "runner",
-    expiresAt: undefined,
-  });
-  workDir = await mkdtemp(join(tmpdir(), "bifrost-dp-test-"));
-  const client = connectControlPlane(cp.address, secret);
-  closeClient = client.close;
-  nats = await connect({ servers: inject("natsUrl") });
-  consumer = await startJobConsumer({
-    nc: nats,
-    names: cp.dispatch,
-    capacity: 2,
-    progressEveryMs: 5_000,
-    handle: createJobHandler({
-      client,
-      executor: await createExecutorDeps({
-        workDir,
-        fetchContent: async () => "",
-        logger: { warn: () => {} },
-      }),
-      runnerName: "runner-dp",
-      log: { info: () => {}, error: () => {} },
-    }),
-  });
+  runner = await startInProcessRunner(cp, root, { name: "runner-dp" });
 });
 
 afterAll(async () => {
-  await consumer?.stop();
-  closeClient?.();
-  await nats?.close();
+  await runner?.stop();
   await cp?.close();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
 const options = (

@@ -1,30 +1,15 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ExecutionStatus } from "@bifrost/proto";
-import { createExecutorDeps } from "@bifrost/runner/execute";
-import {
-  connectControlPlane,
-  createJobHandler,
-  type Heartbeat,
-  type JobConsumer,
-  startHeartbeat,
-  startJobConsumer,
-} from "@bifrost/runner/jobs";
+import { connectControlPlane } from "@bifrost/runner/jobs";
 import { status } from "@grpc/grpc-js";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
+import { type InProcessRunner, startInProcessRunner } from "../testing/in-process-runner.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
 import { expectCode, globalScope, orgScope } from "../testing/wire.js";
 
 let cp: TestControlPlane;
 let world: TenancyWorld;
-let nats: NatsConnection;
-let consumer: JobConsumer;
-let workDir: string;
-let closeClient: () => void;
-let heartbeat: Heartbeat;
+let runner: InProcessRunner;
 
 const halopsa = (who: string) => `export const halo = () => ${JSON.stringify(who)};`;
 
@@ -116,56 +101,12 @@ export const probe = workflow({ name: "probe_net" }, async () => {
   await cp.discovery.drain();
 
   // A runner identity and the runner's job loop, pulling from this file's stream.
-  const { user } = await root.identity.createUser({
-    email: "runner-1@runners.test",
-    displayName: "runner 1",
-    platformAdmin: false,
-    organizationId: "",
-    role: 0,
-    runner: true,
-  });
-  const { secret } = await root.identity.createApiKey({
-    userId: user?.id as string,
-    name: "runner",
-    expiresAt: undefined,
-  });
-  workDir = await mkdtemp(join(tmpdir(), "bifrost-runner-test-"));
-  const client = connectControlPlane(cp.address, secret);
-  closeClient = client.close;
-  nats = await connect({ servers: inject("natsUrl") });
-  const silent = { info: () => {}, error: () => {} };
-  consumer = await startJobConsumer({
-    nc: nats,
-    names: cp.dispatch,
-    capacity: 2,
-    progressEveryMs: 5_000,
-    handle: createJobHandler({
-      client,
-      executor: await createExecutorDeps({
-        workDir,
-        fetchContent: async () => "",
-        logger: { warn: () => {} },
-      }),
-      runnerName: "runner-1",
-      log: silent,
-    }),
-  });
-  heartbeat = startHeartbeat({
-    client,
-    runnerName: "runner-1",
-    capacity: 2,
-    inFlight: () => consumer.inFlight(),
-    everyMs: 60_000,
-  });
+  runner = await startInProcessRunner(cp, root, { name: "runner-1", heartbeat: true });
 });
 
 afterAll(async () => {
-  heartbeat?.stop();
-  await consumer?.stop();
-  closeClient?.();
-  await nats?.close();
+  await runner?.stop();
   await cp?.close();
-  await rm(workDir, { recursive: true, force: true });
 });
 
 const start = (

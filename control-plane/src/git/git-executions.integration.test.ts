@@ -1,77 +1,28 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ExecutionStatus } from "@bifrost/proto";
-import { createExecutorDeps } from "@bifrost/runner/execute";
-import {
-  connectControlPlane,
-  createJobHandler,
-  type JobConsumer,
-  startJobConsumer,
-} from "@bifrost/runner/jobs";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, expect, inject, test } from "vitest";
+import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestRepository, type TestRepository } from "../testing/git-fixtures.js";
 import type { ApiClients } from "../testing/grpc-clients.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
+import { type InProcessRunner, startInProcessRunner } from "../testing/in-process-runner.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
 import { globalScope, orgScope } from "../testing/wire.js";
 
 let cp: TestControlPlane;
 let world: TenancyWorld;
 let root: ApiClients;
-let nats: NatsConnection;
-let consumer: JobConsumer;
-let closeClient: () => void;
-let workDir: string;
+let runner: InProcessRunner;
 const repositories: TestRepository[] = [];
 
 beforeAll(async () => {
   cp = await startTestControlPlane();
   world = await createTenancyWorld(cp);
   root = world.as(world.keys.platformAdmin);
-  const { user } = await root.identity.createUser({
-    email: "runner@git.test",
-    displayName: "git runner",
-    platformAdmin: false,
-    organizationId: "",
-    role: 0,
-    runner: true,
-  });
-  const { secret } = await root.identity.createApiKey({
-    userId: user?.id as string,
-    name: "runner",
-    expiresAt: undefined,
-  });
-  workDir = await mkdtemp(join(tmpdir(), "bifrost-git-runner-"));
-  const client = connectControlPlane(cp.address, secret);
-  closeClient = client.close;
-  nats = await connect({ servers: inject("natsUrl") });
-  const silent = { info: () => {}, error: () => {} };
-  consumer = await startJobConsumer({
-    nc: nats,
-    names: cp.dispatch,
-    capacity: 2,
-    progressEveryMs: 5_000,
-    handle: createJobHandler({
-      client,
-      executor: await createExecutorDeps({
-        workDir,
-        fetchContent: async () => "",
-        logger: { warn: () => {} },
-      }),
-      runnerName: "git-runner",
-      log: silent,
-    }),
-  });
+  runner = await startInProcessRunner(cp, root, { name: "git-runner" });
 });
 
 afterAll(async () => {
-  await consumer?.stop();
-  closeClient?.();
-  await nats?.close();
+  await runner?.stop();
   await cp?.close();
-  await rm(workDir, { recursive: true, force: true });
   for (const repository of repositories) await repository.remove();
 });
 
