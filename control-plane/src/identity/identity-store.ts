@@ -174,6 +174,16 @@ export function createIdentityStore(sql: Sql): IdentityStore {
     string,
     { principal: Principal; until: number; expiresAt: Date | null }
   >();
+  // A change that decides whether a remembered runner key still holds forgets them all,
+  // before and after (after: a check racing the change may have remembered the old state).
+  async function forgettingRunnerKeys<T>(change: () => Promise<T>): Promise<T> {
+    runnerKeys.clear();
+    try {
+      return await change();
+    } finally {
+      runnerKeys.clear();
+    }
+  }
   // Refuses to leave the platform without a platform admin.
   async function assertAnotherPlatformAdmin(tx: SqlOrTx, userId: string) {
     const [row] = await tx<{ others: string }[]>`
@@ -185,7 +195,7 @@ export function createIdentityStore(sql: Sql): IdentityStore {
     }
   }
 
-  const store: IdentityStore = {
+  return {
     async authenticate(authorization) {
       if (!authorization) {
         throw unauthenticated(
@@ -319,44 +329,48 @@ export function createIdentityStore(sql: Sql): IdentityStore {
         changes.displayName === undefined
           ? null
           : validateLabel(changes.displayName, "display_name", 200);
-      return sql.begin(async (tx) => {
-        const [current] = await tx<UserRow[]>`select * from users where id = ${id} for update`;
-        if (!current) throw notFound(`user "${id}" not found`);
-        if (current.platform_admin && changes.platformAdmin === false)
-          await assertAnotherPlatformAdmin(tx, id);
-        const [row] = await tx<UserRow[]>`
+      return forgettingRunnerKeys(() =>
+        sql.begin(async (tx) => {
+          const [current] = await tx<UserRow[]>`select * from users where id = ${id} for update`;
+          if (!current) throw notFound(`user "${id}" not found`);
+          if (current.platform_admin && changes.platformAdmin === false)
+            await assertAnotherPlatformAdmin(tx, id);
+          const [row] = await tx<UserRow[]>`
           update users set display_name = coalesce(${displayName}, display_name),
             platform_admin = coalesce(${changes.platformAdmin ?? null}::boolean, platform_admin),
             updated_at = now()
           where id = ${id} returning *`;
-        await recordAudit(tx, actor, {
-          organizationId: null,
-          action: "user.update",
-          targetType: "user",
-          target: id,
-          details: {
-            ...(displayName !== null && { displayName }),
-            ...(changes.platformAdmin !== undefined && { platformAdmin: changes.platformAdmin }),
-          },
-        });
-        return toUser(row as UserRow);
-      });
+          await recordAudit(tx, actor, {
+            organizationId: null,
+            action: "user.update",
+            targetType: "user",
+            target: id,
+            details: {
+              ...(displayName !== null && { displayName }),
+              ...(changes.platformAdmin !== undefined && { platformAdmin: changes.platformAdmin }),
+            },
+          });
+          return toUser(row as UserRow);
+        }),
+      );
     },
 
     async deleteUser(actor, id) {
-      await sql.begin(async (tx) => {
-        const [current] = await tx<UserRow[]>`select * from users where id = ${id} for update`;
-        if (!current) throw notFound(`user "${id}" not found`);
-        if (current.platform_admin) await assertAnotherPlatformAdmin(tx, id);
-        await tx`delete from users where id = ${id}`;
-        await recordAudit(tx, actor, {
-          organizationId: null,
-          action: "user.delete",
-          targetType: "user",
-          target: id,
-          details: { email: current.email },
-        });
-      });
+      await forgettingRunnerKeys(() =>
+        sql.begin(async (tx) => {
+          const [current] = await tx<UserRow[]>`select * from users where id = ${id} for update`;
+          if (!current) throw notFound(`user "${id}" not found`);
+          if (current.platform_admin) await assertAnotherPlatformAdmin(tx, id);
+          await tx`delete from users where id = ${id}`;
+          await recordAudit(tx, actor, {
+            organizationId: null,
+            action: "user.delete",
+            targetType: "user",
+            target: id,
+            details: { email: current.email },
+          });
+        }),
+      );
     },
 
     async setMembership(actor, userId, organizationId, role) {
@@ -476,33 +490,21 @@ export function createIdentityStore(sql: Sql): IdentityStore {
     },
 
     async revokeApiKey(actor, id) {
-      return sql.begin(async (tx) => {
-        const [row] = await tx<ApiKeyRow[]>`
+      return forgettingRunnerKeys(() =>
+        sql.begin(async (tx) => {
+          const [row] = await tx<ApiKeyRow[]>`
           update api_keys set revoked_at = coalesce(revoked_at, now()) where id = ${id} returning *`;
-        if (!row) throw notFound(`api key "${id}" not found`);
-        await recordAudit(tx, actor, {
-          organizationId: null,
-          action: "api_key.revoke",
-          targetType: "api_key",
-          target: id,
-          details: { userId: row.user_id, prefix: apiKeyPrefix(row.lookup) },
-        });
-        return toApiKey(row);
-      });
+          if (!row) throw notFound(`api key "${id}" not found`);
+          await recordAudit(tx, actor, {
+            organizationId: null,
+            action: "api_key.revoke",
+            targetType: "api_key",
+            target: id,
+            details: { userId: row.user_id, prefix: apiKeyPrefix(row.lookup) },
+          });
+          return toApiKey(row);
+        }),
+      );
     },
   };
-  // What decides whether a remembered runner key still holds: forget them all before and
-  // after each such change (after: a check racing the change may have remembered the old).
-  for (const name of ["updateUser", "deleteUser", "revokeApiKey"] as const) {
-    const change = store[name] as (...args: unknown[]) => Promise<unknown>;
-    (store as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
-      runnerKeys.clear();
-      try {
-        return await change(...args);
-      } finally {
-        runnerKeys.clear();
-      }
-    };
-  }
-  return store;
 }
