@@ -36,8 +36,8 @@ export interface DenoBaselines {
   /**
    * The same file, imported by /job/entry.js, in the runner's sandbox (cgroups, rlimits,
    * uid 65534, bubblewrap namespaces and mounts, seccomp, the contract's Deno flags) without
-   * the SDK. `ready: false` spawns the sandbox's launcher on demand instead of taking a
-   * waiting one, to show what the launcher pool saves.
+   * the SDK. `ready: false` spawns the sandbox's starter on demand instead of taking a
+   * waiting one, to show what the starter pool saves.
    */
   sandboxed(options?: { ready: boolean }): Promise<void>;
   /**
@@ -149,7 +149,7 @@ async function prepare(root: string): Promise<DenoBaselines> {
 
 /**
  * Writes a job whose entry imports the script from its tree and returns a function running
- * it once in the sandbox (with a waiting launcher or not) and returning what it printed.
+ * it once in the sandbox (with a waiting starter or not) and returning what it printed.
  */
 async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
   const workspaceDir = await materializeTree(executor.trees, "baseline", scriptHash, [
@@ -177,8 +177,9 @@ async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
     tmpSizeBytes: 16 * 1024 * 1024,
     scratch: false,
   });
-  // The same host tools and limits, but no launcher waiting: each run spawns its own.
-  const cold = await createSandboxHost({ warn: () => {} }, { spares: 0 });
+  // The same host tools and limits, but no starter waiting: each run spawns its own from
+  // the runner and joins the cgroup, as every sandbox did before starters.
+  const cold = await createSandboxHost({ warn: () => {} }, { spares: 0, reuse: false });
   return async (ready: boolean) => {
     const lines: string[] = [];
     const outcome = await runSandboxed({

@@ -73,7 +73,7 @@ async function measureBaselines(deno: DenoBaselines): Promise<Record<BaselineNam
     },
     {
       name: "cold",
-      label: "  the same with no launcher waiting",
+      label: "  the same with no starter waiting",
       note: "comparison: spawn, cgroups, rlimits per run",
       op: () => deno.sandboxed({ ready: false }),
     },
@@ -111,7 +111,7 @@ async function measureBaselines(deno: DenoBaselines): Promise<Record<BaselineNam
   const { raw, sandbox, cold, runner } = results;
   const p50 = (a: Baseline, b: Baseline) => ms(a.sequential.p50 - b.sequential.p50).trim();
   line(
-    `the sandbox adds ${p50(sandbox, raw)} ms at p50 to a bare run (${p50(cold, raw)} ms when its launcher is spawned on demand); the SDK and the runner's job setup ${p50(runner, sandbox)} ms more`,
+    `the sandbox adds ${p50(sandbox, raw)} ms at p50 to a bare run (${p50(cold, raw)} ms when its starter is spawned on demand); the SDK and the runner's job setup ${p50(runner, sandbox)} ms more`,
   );
   return results;
 }
@@ -176,7 +176,7 @@ async function run(deno: DenoBaselines): Promise<void> {
   for (const [label, figures] of [
     ["raw `deno run`", raw],
     ["runner's sandbox", baselines.sandbox],
-    ["  with no launcher waiting", baselines.cold],
+    ["  with no starter waiting", baselines.cold],
     ["runner's executeWorkflow (no control plane)", baselines.runner],
     [`platform (b), end to end, ${parallelism} slots`, platform],
   ] as const) {

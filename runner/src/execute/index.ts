@@ -8,7 +8,6 @@ import { builtSdkEntry } from "@bifrost/sdk/host";
 import { findExecutable, locateDenoBinary } from "../sandbox/deno-binary.js";
 import type { LimitsLogger } from "../sandbox/resource-limits.js";
 import { defaultProcessLimits } from "../sandbox/resource-limits.js";
-import { bwrapFixedArgs } from "../sandbox/sandbox-command.js";
 import { createSandboxHost } from "../sandbox/sandbox-process.js";
 import { createPreparedSandboxes } from "./prepared-sandboxes.js";
 import type { ExecutorDeps } from "./sandbox-job.js";
@@ -60,8 +59,8 @@ export async function createExecutorDeps(options: {
   logger: LimitsLogger;
   heapLimitMb?: number;
   /**
-   * Sandbox launchers kept ready ahead of jobs (launcher-pool.ts): one per slot lets every
-   * slot start its next job without waiting for one. Default 1.
+   * Sandbox starters kept idle and ready ahead of jobs (starter-pool.ts): one per slot lets
+   * every slot start its next job without waiting for one. Default 1.
    */
   sandboxSpares?: number;
   /**
@@ -79,7 +78,7 @@ export async function createExecutorDeps(options: {
   return {
     host: await createSandboxHost(options.logger, {
       spares: options.sandboxSpares ?? 1,
-      defaults: { limits: defaultProcessLimits, file: bwrapPath, fixedArgs: bwrapFixedArgs },
+      limits: defaultProcessLimits,
     }),
     deno: await locateDenoBinary(),
     bwrapPath,

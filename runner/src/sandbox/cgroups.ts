@@ -18,7 +18,7 @@ export interface SandboxCgroup {
   pids: boolean;
   /** Why a controller is unavailable, for the warning at start. */
   problems: { memory?: string; pids?: string };
-  /** Files the launching process writes its pid into. */
+  /** Files the starter writes its pid into. */
   procsFiles: string[];
   /** Sets the memory and task limits (a reused cgroup may have had others). */
   applyLimits(limits: CgroupLimits): Promise<void>;
@@ -31,13 +31,16 @@ export interface SandboxCgroup {
   oomKilled(): Promise<boolean>;
   /** A fork or thread creation hit the task limit since the last `resetCounters`. */
   tasksLimitReached(): Promise<boolean>;
-  /** SIGKILLs every task still in the cgroups (the process group kill is the first line). */
-  killAll(): Promise<void>;
   /**
-   * Resolves once no task is left (killing stragglers), false if some remain after
-   * `timeoutMs`: only then may the cgroup be reused or removed.
+   * SIGKILLs every task still in the cgroups but `keep` (the resident starter): the kill of
+   * the sandbox's own process is the first line, this catches what escaped it.
    */
-  drain(timeoutMs?: number): Promise<boolean>;
+  killAll(keep?: number): Promise<void>;
+  /**
+   * Resolves once no task but `keep` is left (killing stragglers), false if some remain
+   * after `timeoutMs` (default 2 s): only then may the cgroup be reused or removed.
+   */
+  drain(options?: { timeoutMs?: number; keep?: number | undefined }): Promise<boolean>;
   /** Removes the directories once their tasks are gone. */
   remove(): Promise<void>;
 }
@@ -155,16 +158,18 @@ export async function createCgroupDirs(
     (await counter(dirs.memory, "memory.oom_control", "oom_kill")) +
     (await counter(dirs.unified, "memory.events", "oom_kill"));
   const taskLimitHits = () => counter(pidsDir, "pids.events", "max");
-  const tasks = async () => {
+  const tasks = async (keep?: number) => {
     const pids = new Set<string>();
-    for (const dir of all) {
-      const procs = await readFile(join(dir, "cgroup.procs"), "utf8").catch(() => "");
-      for (const pid of procs.split("\n")) if (pid) pids.add(pid);
+    const texts = await Promise.all(
+      all.map((dir) => readFile(join(dir, "cgroup.procs"), "utf8").catch(() => "")),
+    );
+    for (const procs of texts) {
+      for (const pid of procs.split("\n")) if (pid && pid !== String(keep)) pids.add(pid);
     }
     return pids;
   };
-  const killAll = async () => {
-    for (const pid of await tasks()) {
+  const killAll = async (keep?: number) => {
+    for (const pid of await tasks(keep)) {
       try {
         process.kill(Number(pid), "SIGKILL");
       } catch {}
@@ -192,13 +197,13 @@ export async function createCgroupDirs(
     oomKilled: async () => (await ooms()) > zero.ooms,
     tasksLimitReached: async () => (await taskLimitHits()) > zero.taskLimitHits,
     killAll,
-    drain: async (timeoutMs = 2000) => {
+    drain: async ({ timeoutMs = 2000, keep } = {}) => {
       // A task leaves its cgroup when it is reaped, which trails the exit the runner sees.
       const deadline = performance.now() + timeoutMs;
       for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
-        if ((await tasks()).size === 0) return true;
+        if ((await tasks(keep)).size === 0) return true;
         if (performance.now() > deadline) return false;
-        await killAll();
+        await killAll(keep);
         await sleep(wait);
       }
     },

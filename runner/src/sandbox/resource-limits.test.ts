@@ -1,11 +1,5 @@
 import { describe, expect, test } from "vitest";
 import { findCgroupMounts } from "./cgroups.js";
-import {
-  defaultProcessLimits,
-  type LaunchWrapper,
-  launchLine,
-  wrapLaunch,
-} from "./resource-limits.js";
 import { deniedSyscalls, seccompFilter } from "./seccomp.js";
 
 const mountinfo = [
@@ -41,70 +35,6 @@ describe("findCgroupMounts", () => {
     expect(findCgroupMounts(nested, "4:memory:/docker/c1/runner")).toEqual({
       memoryV1: "/sys/fs/cgroup/memory/runner",
     });
-  });
-});
-
-describe("wrapLaunch", () => {
-  const wrapper: LaunchWrapper = {
-    shPath: "/bin/sh",
-    prlimitPath: "/usr/bin/prlimit",
-    setprivPath: "/usr/bin/setpriv",
-    cgroupProcsFiles: ["/cg/memory/x/cgroup.procs", "/cg/pids/x/cgroup.procs"],
-    limits: { ...defaultProcessLimits, openFiles: 256, fileSizeBytes: 1024, tasks: 64 },
-    limitTasksByRlimit: false,
-    hostUid: 65534,
-  };
-
-  test("joins the cgroups, sets rlimits and drops to the host uid, then waits for bwrap's line", () => {
-    const { file, args } = wrapLaunch(wrapper, "/usr/bin/bwrap", ["--args", "3"]);
-    expect(file).toBe("/bin/sh");
-    expect(args.slice(0, 1)).toEqual(["-c"]);
-    // Values are positional parameters, never spliced into the script.
-    expect(args[1]).not.toContain("/cg/");
-    expect(args.slice(3)).toEqual([
-      "2",
-      "/cg/memory/x/cgroup.procs",
-      "/cg/pids/x/cgroup.procs",
-      "/usr/bin/prlimit",
-      "--core=0:0",
-      "--nofile=256:256",
-      "--fsize=1024:1024",
-      "--",
-      "/usr/bin/setpriv",
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      "--",
-      "/bin/sh",
-      "-c",
-      'set -f; read -r line || exit 125; exec "$@" $line',
-      "sandbox-start",
-      "/usr/bin/bwrap",
-      "--args",
-      "3",
-    ]);
-  });
-
-  test("the launch line refuses a word the waiting shell would split or that is empty", () => {
-    expect(launchLine(["/bin/deno", "run", "--allow-net=a.example,b.example"])).toBe(
-      "/bin/deno run --allow-net=a.example,b.example\n",
-    );
-    for (const bad of ["", "two words", "line\nbreak", "tab\there", "nul\0"]) {
-      expect(() => launchLine(["/bin/deno", bad])).toThrow(
-        /must be non-empty and hold no whitespace/,
-      );
-    }
-  });
-
-  test("RLIMIT_NPROC only without a pids cgroup; no setpriv without a host uid", () => {
-    const { args } = wrapLaunch(
-      { ...wrapper, cgroupProcsFiles: [], limitTasksByRlimit: true, hostUid: null },
-      "/usr/bin/bwrap",
-      [],
-    );
-    expect(args).toContain("--nproc=64:64");
-    expect(args).not.toContain("/usr/bin/setpriv");
-    expect(args[3]).toBe("0");
   });
 });
 

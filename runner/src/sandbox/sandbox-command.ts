@@ -71,7 +71,7 @@ export const sandboxArgsFd = 3;
 /** The fd the seccomp program must be written to. */
 export const sandboxSeccompFd = 4;
 
-/** How every sandbox command starts: what a waiting launcher holds (launcher-pool.ts). */
+/** How every sandbox command starts: bubblewrap reads its options from fd 3. */
 export const bwrapFixedArgs: readonly string[] = ["--args", String(sandboxArgsFd), "--"];
 
 const defaultResolver = {

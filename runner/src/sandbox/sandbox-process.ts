@@ -1,7 +1,8 @@
-import type { ChildProcess } from "node:child_process";
-import type { Writable } from "node:stream";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { findExecutable } from "./deno-binary.js";
-import { createLauncherPool, type LauncherPool } from "./launcher-pool.js";
 import {
   createOutputSink,
   defaultOutputLimits,
@@ -10,58 +11,82 @@ import {
 } from "./output-lines.js";
 import {
   createResourceLimiter,
+  defaultProcessLimits,
   type LimitsLogger,
   type ProcessLimits,
   type ResourceLimiter,
 } from "./resource-limits.js";
-import {
-  type SandboxCommand,
-  sandboxArgsFd,
-  sandboxSeccompFd,
-  sandboxUid,
-} from "./sandbox-command.js";
+import { type SandboxCommand, sandboxUid } from "./sandbox-command.js";
+import type { StarterTools } from "./sandbox-starter.js";
+import { createStarterPool, type StarterPool } from "./starter-pool.js";
 
-/** Host tools, limits and ready launchers shared by every sandbox of this runner. */
-export interface SandboxHost {
-  shPath: string;
-  prlimitPath: string;
-  setprivPath: string;
-  /** Host uid bubblewrap runs as (null: the runner's own; see `LaunchWrapper.hostUid`). */
-  hostUid: number | null;
+/** Host tools, limits and ready starters shared by every sandbox of this runner. */
+export interface SandboxHost extends StarterTools {
   limiter: ResourceLimiter;
-  launchers: LauncherPool;
-  /** Kills waiting launchers and removes the pooled cgroups; call once at shutdown. */
+  starters: StarterPool;
+  /**
+   * The starters' working directory (mode 0700): each sandbox's bubblewrap options and the
+   * seccomp program are files here, opened by the starter's fork as fd 3 and fd 4.
+   */
+  dir: string;
+  /**
+   * The name of the file in `dir` holding `program`, written once: the seccomp program is the
+   * same for every sandbox of an architecture.
+   */
+  seccompFile(program: Buffer): Promise<string>;
+  /** Kills the starters, removes the pooled cgroups and the directory; call once at shutdown. */
   close(): Promise<void>;
 }
 
 /**
- * Finds sh, prlimit and setpriv (util-linux), probes the cgroups (logging what degrades) and,
- * when the runner is root, runs sandboxes as host uid 65534 rather than root. With `spares`
- * and the kind of sandbox the runner starts (`defaults`), that many launchers wait ready.
+ * Finds sh and setpriv (util-linux), probes the cgroups (logging what degrades) and, when the
+ * runner is root, runs sandboxes as host uid 65534 rather than root. With `spares`, that
+ * many starters wait ready; `reuse: false` gives every sandbox a starter of its own (only to
+ * measure what the pool saves).
  */
 export async function createSandboxHost(
   logger: LimitsLogger,
-  options: {
-    spares?: number;
-    defaults?: { limits: ProcessLimits; file: string; fixedArgs: readonly string[] };
-  } = {},
+  options: { spares?: number; limits?: ProcessLimits; reuse?: boolean } = {},
 ): Promise<SandboxHost> {
   const isRoot = process.getuid?.() === 0;
-  const tools = {
+  const tools: StarterTools = {
     shPath: findExecutable("/bin/sh"),
-    prlimitPath: findExecutable("prlimit"),
     setprivPath: findExecutable("setpriv"),
     hostUid: isRoot ? sandboxUid : null,
   };
+  // Private: the files here hold each sandbox's channel token until it has ended.
+  const dir = await mkdtemp(join(tmpdir(), "bifrost-starters-"));
   const limiter = await createResourceLimiter(logger);
-  const launchers = createLauncherPool({
+  const starters = createStarterPool({
     tools,
     limiter,
     logger,
+    dir,
     spares: options.spares ?? 0,
-    ...(options.defaults && { defaults: options.defaults }),
+    limits: options.limits ?? defaultProcessLimits,
+    ...(options.reuse !== undefined && { reuse: options.reuse }),
   });
-  return { ...tools, limiter, launchers, close: () => launchers.close() };
+  const seccompFiles = new Map<string, Promise<string>>();
+  return {
+    ...tools,
+    limiter,
+    starters,
+    dir,
+    seccompFile(program) {
+      const name = `seccomp-${createHash("sha256").update(program).digest("hex").slice(0, 16)}.bpf`;
+      let written = seccompFiles.get(name);
+      if (!written) {
+        written = writeFile(join(dir, name), program, { mode: 0o600 }).then(() => name);
+        written.catch(() => seccompFiles.delete(name));
+        seccompFiles.set(name, written);
+      }
+      return written;
+    },
+    close: async () => {
+      await starters.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** How a sandboxed process ended. Never derived from what it printed. */
@@ -123,10 +148,10 @@ const heapOutOfMemoryExit = 133;
 const unsupervisedOutputBytes = 64 * 1024;
 
 /**
- * Runs one sandbox command to completion in its own process group, inside its cgroups, with
- * rlimits, and resolves with how it ended. The timeout, cancellation and an output flood all
- * SIGKILL the whole group at once: user code can trap SIGTERM, and bubblewrap does not
- * forward it anyway; the sandbox's pid 1 dies with bubblewrap (--die-with-parent), and
+ * Runs one sandbox command to completion inside its cgroups, with rlimits, and resolves with
+ * how it ended. The timeout, cancellation and an output flood all SIGKILL bubblewrap and
+ * every other task of the cgroup at once: user code can trap SIGTERM, and bubblewrap does
+ * not forward it anyway; the sandbox's pid 1 dies with bubblewrap (--die-with-parent), and
  * with it every task of the pid namespace.
  */
 export async function runSandboxed(options: RunSandboxedOptions): Promise<SandboxOutcome> {
@@ -135,65 +160,80 @@ export async function runSandboxed(options: RunSandboxedOptions): Promise<Sandbo
 }
 
 /**
- * Starts a sandbox command with a launcher of the pool: bubblewrap gets its options and
- * seccomp program and execs Deno. Output is held until `supervise`; no limit but the
- * cgroup's and the rlimits applies before it, so supervise soon (or discard).
+ * Starts a sandbox command with a starter of the pool: its fork opens the bubblewrap options
+ * and the seccomp program as fd 3 and fd 4 and execs bubblewrap, which execs Deno. Output is
+ * held until `supervise`; no limit but the cgroup's and the rlimits applies before it, so
+ * supervise soon (or discard).
  */
 export async function startSandboxed(options: StartSandboxedOptions): Promise<StartedSandbox> {
-  const { command, host } = options;
-  const fixed = sandboxFixedArgs(command);
-  const launcher = await host.launchers.take(options.limits, command.file, fixed);
-  const child = launcher.child;
-  let exited = launcher.exited;
-  child.once("exit", () => {
-    exited = true;
-  });
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      // A spare that died before use: its own exit is the outcome.
-      resolve({ code: child.exitCode, signal: child.signalCode });
-      return;
-    }
-    child.once("error", () => resolve({ code: null, signal: null }));
-    child.once("close", (code, signal) => resolve({ code, signal }));
-  });
+  const { command, host, limits } = options;
+  const starter = await host.starters.take(limits);
+  // Random, not the execution's id; mode 0600 in a 0700 directory: the token is in it.
+  const argsPath = join(host.dir, `${randomBytes(12).toString("hex")}.args`);
+  let fd4File: string;
+  try {
+    [fd4File] = await Promise.all([
+      host.seccompFile(command.seccomp),
+      writeFile(argsPath, command.fdArgs.map((arg) => `${arg}\0`).join(""), { mode: 0o600 }),
+    ]);
+  } catch (error) {
+    await host.starters.finish(starter);
+    throw error;
+  }
+
   // Output goes to the sink once there is one; until then it is held (up to a cap).
-  const held: Array<{ stream: OutputStream; chunk: Buffer }> = [...launcher.early];
-  let heldBytes = held.reduce((sum, { chunk }) => sum + chunk.length, 0);
+  const held: Array<{ stream: OutputStream; chunk: Buffer }> = [];
+  let heldBytes = 0;
   const ended = new Set<OutputStream>();
   let deliver: ((stream: OutputStream, chunk: Buffer) => void) | undefined;
   let end: ((stream: OutputStream) => void) | undefined;
-  for (const stream of ["stdout", "stderr"] as const) {
-    const readable = child[stream] as NonNullable<(typeof child)[typeof stream]>;
-    readable.on("data", (chunk: Buffer) => {
-      if (deliver) return deliver(stream, chunk);
-      heldBytes += chunk.length;
-      if (heldBytes <= unsupervisedOutputBytes) held.push({ stream, chunk });
-      else killGroup(child);
-    });
-    readable.on("end", () => (end ? end(stream) : ended.add(stream)));
-    // A launcher that died before it was taken may have closed its output already.
-    if (readable.readableEnded) ended.add(stream);
-  }
-  // Bubblewrap reads its options and the seccomp program once it runs; the pipes hold them
-  // until then. If it fails before reading them, the write fails with EPIPE: its exit says why.
-  for (const [fd, data] of [
-    [sandboxArgsFd, command.fdArgs.map((arg) => `${arg}\0`).join("")],
-    [sandboxSeccompFd, command.seccomp],
-  ] as const) {
-    (child.stdio[fd] as Writable).end(data);
-  }
-  if (!exited) launcher.start(command.args.slice(fixed.length));
+  let killedByRunner = false;
+  const run = starter.launch(
+    {
+      fd3File: argsPath.slice(host.dir.length + 1),
+      fd4File,
+      limits: {
+        openFiles: limits.openFiles,
+        fileSizeBytes: limits.fileSizeBytes,
+        tasks: starter.cgroup.pids ? null : limits.tasks,
+      },
+      argv: [command.file, ...command.args],
+    },
+    {
+      onData(stream, chunk) {
+        if (deliver) return deliver(stream, chunk);
+        heldBytes += chunk.length;
+        if (heldBytes <= unsupervisedOutputBytes) held.push({ stream, chunk });
+        else killRun();
+      },
+      onEnd: (stream) => (end ? end(stream) : ended.add(stream)),
+    },
+  );
+  const killRun = () => {
+    if (run.ended) return;
+    killedByRunner = true;
+    run.kill();
+    void starter.cgroup.killAll(starter.pid);
+  };
+  const closed = run.done.then(({ status }) => {
+    void unlink(argsPath).catch(() => {});
+    // The shell reports a death by signal as 128 + n; only the runner's own kill is named.
+    if (status !== null && status > 128 && killedByRunner) {
+      return { code: null, signal: "SIGKILL" as NodeJS.Signals };
+    }
+    return { code: status, signal: null };
+  });
 
   let supervised = false;
   return {
     get exited() {
-      return exited;
+      return run.ended;
     },
     async discard() {
       supervised = true;
-      killGroup(child);
-      await host.launchers.finish(launcher);
+      killRun();
+      await closed;
+      await host.starters.finish(starter);
     },
     async supervise(bounds) {
       if (supervised) throw new Error("a sandbox is supervised once");
@@ -202,10 +242,9 @@ export async function startSandboxed(options: StartSandboxedOptions): Promise<St
       const outcome = emptyOutcome();
       const sink = createOutputSink(bounds.outputLimits ?? defaultOutputLimits, bounds.onOutput);
       const kill = (reason: "timedOut" | "cancelled" | "outputFlooded") => {
-        if (exited) return;
+        if (run.ended) return;
         outcome[reason] = true;
-        killGroup(child);
-        void launcher.cgroup.killAll();
+        killRun();
       };
       deliver = (stream, chunk) => {
         if (!sink.push(stream, chunk)) kill("outputFlooded");
@@ -225,15 +264,16 @@ export async function startSandboxed(options: StartSandboxedOptions): Promise<St
         outcome.outputTruncated = sink.truncated;
         outcome.outputFlooded ||= sink.flooded;
         const [oomKilled, tasksLimitReached] = await Promise.all([
-          launcher.cgroup.oomKilled(),
-          launcher.cgroup.tasksLimitReached(),
+          starter.cgroup.oomKilled(),
+          starter.cgroup.tasksLimitReached(),
         ]);
         outcome.outOfMemory = code === heapOutOfMemoryExit || oomKilled;
         outcome.tasksLimitReached = tasksLimitReached;
       } finally {
         clearTimeout(timer);
         bounds.signal?.removeEventListener("abort", onAbort);
-        await host.launchers.finish(launcher);
+        // Emptying the cgroup for the next sandbox happens after the outcome is out.
+        void closed.then(() => host.starters.finish(starter)).catch(() => {});
       }
       outcome.durationMs = Math.round(performance.now() - started);
       return outcome;
@@ -253,22 +293,4 @@ function emptyOutcome(): SandboxOutcome {
     outputFlooded: false,
     durationMs: 0,
   };
-}
-
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, "SIGKILL");
-  } catch {}
-}
-
-/**
- * The part of a sandbox command that is the same for every job of a kind (bubblewrap's
- * `--args 3 --`): a launcher waits with it, and the rest (Deno and its per-job flags) is sent
- * when the job starts.
- */
-export function sandboxFixedArgs(command: SandboxCommand): string[] {
-  const end = command.args.indexOf("--");
-  if (end < 0) throw new Error("a sandbox command must separate bubblewrap's options with --");
-  return command.args.slice(0, end + 1);
 }

@@ -1,0 +1,66 @@
+import { describe, expect, test } from "vitest";
+import { type LaunchRequest, launchLine, starterCommand } from "./sandbox-starter.js";
+
+const tools = { shPath: "/bin/sh", setprivPath: "/usr/bin/setpriv", hostUid: 65534 };
+
+describe("starterCommand", () => {
+  test("joins the cgroups, takes the runner's death as its own, then loops as the runner's uid", () => {
+    const { file, args } = starterCommand(tools, [
+      "/cg/memory/x/cgroup.procs",
+      "/cg/pids/x/cgroup.procs",
+    ]);
+    expect(file).toBe("/bin/sh");
+    expect(args[0]).toBe("-c");
+    // Values are positional parameters, never spliced into the scripts.
+    expect(args[1]).not.toContain("/cg/");
+    expect(args[11]).toBe("-c");
+    expect(args[12]).not.toContain("65534");
+    expect(args.slice(2, 11)).toEqual([
+      "sandbox-starter",
+      "2",
+      "/cg/memory/x/cgroup.procs",
+      "/cg/pids/x/cgroup.procs",
+      "/usr/bin/setpriv",
+      "--pdeathsig",
+      "KILL",
+      "--",
+      "/bin/sh",
+    ]);
+    expect(args.slice(13)).toEqual(["sandbox-starter", "/usr/bin/setpriv", "65534"]);
+  });
+
+  test("without a host uid the forks keep the runner's", () => {
+    const { args } = starterCommand({ ...tools, hostUid: null }, []);
+    expect(args[3]).toBe("0");
+    expect(args.at(-1)).toBe("-");
+  });
+});
+
+describe("launchLine", () => {
+  const request: LaunchRequest = {
+    fd3File: "abc.args",
+    fd4File: "seccomp-1.bpf",
+    limits: { openFiles: 256, fileSizeBytes: 1024 * 1024 + 100, tasks: null },
+    argv: ["/usr/bin/bwrap", "--args", "3", "--", "/bin/deno", "--allow-net=a.example,b.example"],
+  };
+
+  test("is the nonce, the fd files, the rlimits (file size in 512-byte blocks) and the words", () => {
+    expect(launchLine("n1", request)).toBe(
+      "n1 abc.args seccomp-1.bpf 256 2048 - /usr/bin/bwrap --args 3 -- /bin/deno --allow-net=a.example,b.example\n",
+    );
+    expect(launchLine("n1", { ...request, limits: { ...request.limits, tasks: 64 } })).toContain(
+      " 2048 64 /usr/bin/bwrap ",
+    );
+  });
+
+  test("refuses a word the starter would split, an empty one, and a limit that is no count", () => {
+    for (const bad of ["", "two words", "line\nbreak", "tab\there", "nul\0"]) {
+      expect(() => launchLine("n1", { ...request, argv: ["/bin/deno", bad] })).toThrow(
+        /must be non-empty and hold no whitespace/,
+      );
+    }
+    expect(() =>
+      launchLine("n1", { ...request, limits: { ...request.limits, openFiles: 0 } }),
+    ).toThrow(/open files limit 0 must be a positive integer/);
+  });
+});
