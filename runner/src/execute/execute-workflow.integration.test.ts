@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { builtSdkEntry } from "@bifrost/sdk/host";
@@ -201,6 +201,47 @@ describe("a global workflow run for different organizations", () => {
       { who: "org B", calls: 1, org: orgIds.b, previous: null },
       { who: "org A", calls: 1, org: orgIds.a, previous: null },
     ]);
+  });
+});
+
+describe("the job's files", () => {
+  test("sandboxes of one boot share its job directory, written once; each gets its own socket, removed after", async () => {
+    const jobs = join(root, "jobs");
+    const listing = async () => (await readdir(jobs)).filter((name) => !name.startsWith("."));
+    const before = new Set(await listing());
+    for (let i = 0; i < 2; i++) {
+      const outcome = await executeWorkflow(
+        deps,
+        spec("a", "workflows/by-path.ts", "by_path"),
+        recorder().services,
+      );
+      expect(outcome.status).toBe("succeeded");
+    }
+    await executeWorkflow(
+      deps,
+      spec("b", "workflows/nested/by-relative.ts", "by_relative"),
+      recorder().services,
+    );
+    // The socket directory goes once the result is out; wait for that cleanup.
+    for (let i = 0; i < 100 && (await listing()).some((n) => n.startsWith("socket-")); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const added = (await listing()).filter((name) => !before.has(name));
+    expect(added.filter((name) => name.startsWith("socket-"))).toEqual([]);
+    // One directory per distinct (import map, entry), whichever org: it names no org and
+    // holds no secret. A first run in this file may have written the by-path one already.
+    const jobDirs = (await listing()).filter((name) => name.startsWith("job-"));
+    const entries = await Promise.all(
+      jobDirs.map((name) => readFile(join(jobs, name, "entry.js"), "utf8")),
+    );
+    for (const module of ["workflows/by-path.ts", "workflows/nested/by-relative.ts"]) {
+      expect(entries.filter((entry) => entry.includes(module))).toHaveLength(1);
+    }
+    for (const name of jobDirs) {
+      expect((await readdir(join(jobs, name))).sort()).toEqual(["entry.js", "import_map.json"]);
+      expect((await stat(join(jobs, name))).mode & 0o777).toBe(0o755);
+      expect((await stat(join(jobs, name, "entry.js"))).mode & 0o777).toBe(0o444);
+    }
   });
 });
 

@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
-import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { access, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Redactor } from "../channel/redactor.js";
 import {
@@ -107,6 +107,59 @@ export async function runSandboxJob(
   return (await bootSandboxJob(deps, job)).run(job, services, signal);
 }
 
+/** Job directories written by this process, by directory: they never change once written. */
+const writtenJobDirs = new Map<string, Promise<string>>();
+const rememberedJobDirs = 1000;
+
+/**
+ * The job directory of a boot (its import map and entry), written once and shared read-only
+ * by every sandbox of the same boot: nothing in it is secret or differs between its sandboxes,
+ * and writing and removing it for each one was a dozen file operations per execution. Named
+ * by the hash of its content, written to a staging directory and renamed into place, so a
+ * directory under that name is always complete.
+ */
+function writeJobDir(jobs: string, boot: SandboxBoot): Promise<string> {
+  const importMap = JSON.stringify(boot.importMap);
+  const hash = createHash("sha256").update(importMap).update("\0").update(boot.entrySource);
+  const dir = join(jobs, `job-${hash.digest("hex")}`);
+  const known = writtenJobDirs.get(dir);
+  if (known) return known;
+  const written = (async () => {
+    if (
+      await access(join(dir, "entry.js")).then(
+        () => true,
+        () => false,
+      )
+    )
+      return dir;
+    const staging = join(jobs, `.staging-${randomBytes(8).toString("hex")}`);
+    await mkdir(staging, { mode: 0o700 });
+    try {
+      await Promise.all([
+        writeFile(join(staging, "import_map.json"), importMap, { mode: 0o444 }),
+        writeFile(join(staging, "entry.js"), boot.entrySource, { mode: 0o444 }),
+      ]);
+      await chmod(staging, 0o755);
+      await rename(staging, dir);
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      // Another runner (or sandbox) of the same boot got there first: theirs is identical.
+      if (
+        !(await access(join(dir, "entry.js")).then(
+          () => true,
+          () => false,
+        ))
+      )
+        throw error;
+    }
+    return dir;
+  })();
+  if (writtenJobDirs.size >= rememberedJobDirs) writtenJobDirs.clear();
+  writtenJobDirs.set(dir, written);
+  written.catch(() => writtenJobDirs.delete(dir));
+  return written;
+}
+
 /**
  * Starts the sandbox of a boot: the tree, a job directory (import map and entry), the SDK
  * channel with a token of its own (the sandbox never holds a control plane credential) and
@@ -122,25 +175,19 @@ export async function bootSandboxJob(
     boot.view.fingerprint,
     boot.view.entries,
   );
+  const jobDir = await writeJobDir(deps.jobs, boot);
   // Random, not the execution id: nothing in the sandbox's paths names the execution.
-  const jobRoot = join(deps.jobs, randomBytes(12).toString("hex"));
-  const jobDir = join(jobRoot, "job");
-  const socketDir = join(jobRoot, "socket");
-  await mkdir(jobDir, { recursive: true });
-  await mkdir(socketDir, { recursive: true });
-  // The sandbox runs as another uid: it must be able to traverse to the job and socket.
-  await Promise.all([chmod(jobRoot, 0o711), chmod(jobDir, 0o755), chmod(socketDir, 0o711)]);
-  await Promise.all([
-    writeFile(join(jobDir, "import_map.json"), JSON.stringify(boot.importMap), { mode: 0o444 }),
-    writeFile(join(jobDir, "entry.js"), boot.entrySource, { mode: 0o444 }),
-  ]);
+  const socketDir = join(deps.jobs, `socket-${randomBytes(12).toString("hex")}`);
+  await mkdir(socketDir);
+  // The sandbox runs as another uid: it must be able to traverse to the socket.
+  await chmod(socketDir, 0o711);
   const token = randomBytes(24).toString("base64url");
   const channel = await openSdkChannel({ dir: socketDir, token });
-  // Removing the job is not on anyone's critical path: it runs after the result is out.
+  // Removing the socket is not on anyone's critical path: it runs after the result is out.
   const cleanUp = () => {
     void channel
       .close()
-      .then(() => rm(jobRoot, { recursive: true, force: true }))
+      .then(() => rm(socketDir, { recursive: true, force: true }))
       .catch(() => {});
   };
   let started: StartedSandbox;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { access, mkdir, readdir, readFile, rmdir, stat, writeFile } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -151,7 +152,7 @@ export async function createCgroupDirs(
   );
   const counter = async (dir: string | undefined, file: string, key: string) => {
     if (!dir) return 0;
-    const text = await readFile(join(dir, file), "utf8").catch(() => "");
+    const text = readControlFile(join(dir, file));
     return Number(new RegExp(`^${key} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
   };
   const ooms = async () =>
@@ -160,10 +161,7 @@ export async function createCgroupDirs(
   const taskLimitHits = () => counter(pidsDir, "pids.events", "max");
   const tasks = async (keep?: number) => {
     const pids = new Set<string>();
-    const texts = await Promise.all(
-      all.map((dir) => readFile(join(dir, "cgroup.procs"), "utf8").catch(() => "")),
-    );
-    for (const procs of texts) {
+    for (const procs of all.map((dir) => readControlFile(join(dir, "cgroup.procs")))) {
       for (const pid of procs.split("\n")) if (pid && pid !== String(keep)) pids.add(pid);
     }
     return pids;
@@ -237,6 +235,19 @@ async function writeMemoryLimit(
 }
 
 type SetUp = (dir: string) => Promise<void>;
+
+/**
+ * Reads a cgroup control file ("" if it is gone). Synchronously on purpose: cgroupfs is
+ * answered from kernel memory in microseconds, while the promise API's open, stat, read and
+ * close are four trips through the thread pool, and these reads come several per sandbox.
+ */
+function readControlFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
 
 /**
  * Removes per-sandbox cgroups a crashed runner left behind: only empty ones (rmdir refuses

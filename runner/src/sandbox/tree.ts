@@ -176,12 +176,19 @@ export async function pruneTrees(
  * uid sandboxes run as), so Deno can write its cache there and nowhere else.
  */
 export async function ensureDenoDir(root: string, organizationId: string, uid: number | null) {
-  await ensureRealDirectory(root, 0o711);
   const dir = join(root, checkId("organization id", organizationId));
+  const key = `${dir}\0${uid}`;
+  // Once made, it stays: only this runner writes under root (0711), and a sandbox can write
+  // inside the directory but not replace it. So each is checked once per process, not per run.
+  if (ensuredDenoDirs.has(key)) return dir;
+  await ensureRealDirectory(root, 0o711);
   await ensureRealDirectory(dir, 0o700);
   if (uid !== null) await chown(dir, uid, uid);
+  ensuredDenoDirs.add(key);
   return dir;
 }
+
+const ensuredDenoDirs = new Set<string>();
 
 async function isExistingTree(path: string): Promise<boolean> {
   try {
