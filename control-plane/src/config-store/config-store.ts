@@ -30,10 +30,15 @@ export interface ConfigStore {
     description: string,
   ): Promise<ConfigRecord>;
   get(scope: Scope, key: string): Promise<ConfigRecord>;
-  /** The organization's value, else the global one; undefined when neither exists. */
+  /**
+   * The organization's value, else the global one; undefined when neither exists. NOT_FOUND
+   * for an organization that does not exist, unless the caller checks that itself in the
+   * same breath (`organizationChecked`).
+   */
   resolve(
     organizationId: string,
     key: string,
+    options?: { organizationChecked?: boolean },
   ): Promise<{ entry: ConfigRecord; provenance: Provenance } | undefined>;
   delete(actor: Actor, scope: Scope, key: string): Promise<void>;
   list(scope: Scope): Promise<ConfigRecord[]>;
@@ -113,12 +118,12 @@ export function createConfigStore(sql: Sql): ConfigStore {
       return toRecord(row);
     },
 
-    async resolve(organizationId, rawKey) {
+    async resolve(organizationId, rawKey, options = {}) {
       const key = validateConfigKey(rawKey);
       const { winner, own } = await configCascade.resolve(sql, organizationId, key);
       // Without a row of its own, the organization might not exist: never hand the global
       // value to an id that names nothing.
-      if (!own) await assertOrganizationExists(sql, organizationId);
+      if (!own && !options.organizationChecked) await assertOrganizationExists(sql, organizationId);
       if (!winner) return undefined;
       return { entry: toRecord(winner as unknown as ConfigRow), provenance: winner.provenance };
     },

@@ -303,8 +303,13 @@ export function createExecutionStore(deps: {
      */
     async claim(id: string, attempt: number, runnerName: string) {
       const token = randomBytes(32).toString("base64url");
+      // Every claim is a new attempt, whatever the delivery count says: nats-server before
+      // 2.10.14 can hand out a redelivery with the count of a first delivery after a delivery
+      // to an expired pull failed (nats-server#5305, seen here on Debian's 2.9.10). The count
+      // still wins when it is higher (deliveries no runner got to claim).
       const [row] = await sql<ExecutionRow[]>`
-        update executions set status = 'running', attempt = ${attempt}, runner_name = ${runnerName},
+        update executions set status = 'running', attempt = greatest(${attempt}::int, attempt + 1),
+          runner_name = ${runnerName},
           started_at = coalesce(started_at, now()), token_hash = ${hashToken(token)}
         where id = ${id} and status in ('queued', 'running')
         returning *`;

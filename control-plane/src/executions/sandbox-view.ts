@@ -20,9 +20,10 @@ export async function sandboxView(
   deps: { modules: ModuleStore; config: ConfigStore },
   organizationId: string,
 ): Promise<SandboxView> {
+  // The import map's check already refuses an organization that does not exist.
   const [tree, hosts] = await Promise.all([
     deps.modules.importMap(organizationId),
-    deps.config.resolve(organizationId, organizationHostsKey),
+    deps.config.resolve(organizationId, organizationHostsKey, { organizationChecked: true }),
   ]);
   const declared = hosts?.entry.value.type === "json" ? hosts.entry.value.value : [];
   return {

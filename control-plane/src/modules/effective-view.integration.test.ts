@@ -83,6 +83,29 @@ describe("the effective view", () => {
     expect((await entriesOf(modules, orgA))["shared/mine.ts"]?.[1]).toBe("override");
   });
 
+  test("with the fingerprint the caller knows: no entries while it holds, the new view once anything changed", async () => {
+    const modules = cp.stores.modules;
+    const current = await modules.effectiveView(orgB);
+    expect(await modules.effectiveView(orgB, current.fingerprint)).toEqual({
+      fingerprint: current.fingerprint,
+      entries: undefined,
+    });
+    // An org write and a global write each change it; another org's write does not.
+    await modules.put(actor, organizationScope(orgA), "shared/only-a.ts", "org A only");
+    expect((await modules.effectiveView(orgB, current.fingerprint)).entries).toBeUndefined();
+    await modules.put(actor, organizationScope(orgB), "shared/only-b.ts", "org B only");
+    const afterOwn = await modules.effectiveView(orgB, current.fingerprint);
+    expect(afterOwn.fingerprint).not.toBe(current.fingerprint);
+    expect((afterOwn.entries ?? []).map((e) => e.path)).toContain("shared/only-b.ts");
+    await modules.put(actor, globalScope, "shared/e.ts", "global e");
+    const afterGlobal = await modules.effectiveView(orgB, afterOwn.fingerprint);
+    expect((afterGlobal.entries ?? []).map((e) => e.path)).toContain("shared/e.ts");
+    // An id that names no organization is NOT_FOUND, known fingerprint or not.
+    await expect(
+      modules.effectiveView("00000000-0000-4000-8000-000000000000", current.fingerprint),
+    ).rejects.toThrow(/organization "00000000-0000-4000-8000-000000000000" not found/);
+  });
+
   test("two replicas each keeping global rows agree after either one writes", async () => {
     await replica.effectiveView(orgA);
     await cp.stores.modules.effectiveView(orgA);

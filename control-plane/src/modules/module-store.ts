@@ -94,8 +94,9 @@ export interface ModuleStore {
   effectiveView(organizationId: string, knownFingerprint?: string): Promise<EffectiveView>;
   /**
    * The organization's import map and the fingerprint it was built from. Kept per
-   * organization and reused while the fingerprint is unchanged, so the check costs two rows
-   * and the entries are only read again after the organization's effective code changed.
+   * organization and reused while the fingerprint is unchanged, so the check costs one
+   * statement and the entries are only read again after the organization's effective code
+   * changed.
    */
   importMap(organizationId: string): Promise<{ fingerprint: string; importMap: ImportMap }>;
   /** The global scope's own tree (what global modules see when they are discovered). */
@@ -419,6 +420,23 @@ export function createModuleStore(deps: {
     },
 
     async effectiveView(organizationId, knownFingerprint) {
+      if (knownFingerprint !== undefined) {
+        // The common case, every execution: the caller knows the entries of a fingerprint,
+        // and one statement (one snapshot) tells whether it is still current.
+        const [state] = await sql<
+          { global_sum: Buffer | null; own_sum: Buffer | null; org_exists: boolean }[]
+        >`
+          select
+            (select view_sum from module_scope_states where organization_id is null) as global_sum,
+            (select view_sum from module_scope_states where organization_id = ${organizationId}) as own_sum,
+            exists (select 1 from organizations where id = ${organizationId}) as org_exists`;
+        if (!state?.org_exists) await assertOrganizationExists(sql, organizationId);
+        const fingerprint = viewFingerprint(
+          bytesToSum(state?.global_sum ?? Buffer.alloc(0)),
+          bytesToSum(state?.own_sum ?? Buffer.alloc(0)),
+        );
+        if (fingerprint === knownFingerprint) return { fingerprint, entries: undefined };
+      }
       // One snapshot for the sums and the entries, so the fingerprint describes exactly the
       // entries returned even while writes land.
       return sql.begin("isolation level repeatable read read only", async (tx) => {
