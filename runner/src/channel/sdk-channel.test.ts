@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -172,6 +172,17 @@ test("protocol violations cut the channel: a second completion, unknown types, o
   d.sendRaw(`${"x".repeat(5000)}`);
   await d.closed;
   expect(small.violation()).toBe("message larger than the channel allows");
+});
+
+test("closing removes the socket file, and a file left at its path is replaced", async () => {
+  const first = await open();
+  await first.close();
+  await expect(access(first.socketPath)).rejects.toThrow(/ENOENT/);
+  await writeFile(join(dir, "sdk.sock"), "left by a crashed runner");
+  const again = await open();
+  const c = await client(again.socketPath);
+  c.send({ type: "hello", token: "tok-123" });
+  expect((await c.next()).type).toBe("start");
 });
 
 test("only one connection per execution is served", async () => {

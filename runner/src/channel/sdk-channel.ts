@@ -1,5 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
-import { chmod, rm } from "node:fs/promises";
+import { chmod, unlink } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -82,7 +82,6 @@ export async function openSdkChannel(options: {
     options.services && { start: options.start, services: options.services };
   let sendStart: (() => void) | undefined;
   const socketPath = join(options.dir, "sdk.sock");
-  await rm(socketPath, { force: true });
   const redactor = createRedactor();
   let completion: ChannelCompletion | undefined;
   let markCompleted = () => {};
@@ -216,10 +215,22 @@ export async function openSdkChannel(options: {
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(socketPath, resolve);
-  });
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(socketPath, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  try {
+    await listen();
+  } catch (error) {
+    // A socket file left in the directory (a reused one): remove it and try once more.
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    await unlink(socketPath);
+    await listen();
+  }
   // The sandboxed process runs as another uid: let it connect. The directory is private to
   // this execution and only bind-mounted into its sandbox.
   await chmod(socketPath, 0o666);
@@ -237,8 +248,8 @@ export async function openSdkChannel(options: {
     },
     async close() {
       for (const socket of sockets) socket.destroy();
+      // Closing a listening Unix socket removes its file (libuv unlinks it).
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await rm(socketPath, { force: true });
     },
   };
 }

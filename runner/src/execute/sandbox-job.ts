@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { access, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { access, chmod, mkdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Redactor } from "../channel/redactor.js";
 import {
@@ -187,7 +187,8 @@ export async function bootSandboxJob(
   const cleanUp = () => {
     void channel
       .close()
-      .then(() => rm(socketDir, { recursive: true, force: true }))
+      // Empty once the channel has removed its socket; `rm -r` only if something is left.
+      .then(() => rmdir(socketDir).catch(() => rm(socketDir, { recursive: true, force: true })))
       .catch(() => {});
   };
   let started: StartedSandbox;

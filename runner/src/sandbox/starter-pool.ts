@@ -108,7 +108,7 @@ export function createStarterPool(options: {
     async finish(starter) {
       const reusable = reuse && !closed && !starter.exited && starter.cgroup.procsFiles.length > 0;
       if (!reusable) return retire(starter);
-      await starter.cgroup.killAll(starter.pid);
+      // Draining kills whatever is left but the starter, and waits until it is gone.
       if (await starter.cgroup.drain({ keep: starter.pid })) {
         if (closed || starter.exited) await retire(starter);
         else idle.push(starter);
