@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findExecutable } from "./deno-binary.js";
@@ -54,8 +54,10 @@ export async function createSandboxHost(
     setprivPath: findExecutable("setpriv"),
     hostUid: isRoot ? sandboxUid : null,
   };
-  // Private: the files here hold each sandbox's channel token until it has ended.
-  const dir = await mkdtemp(join(tmpdir(), "bifrost-starters-"));
+  // Private: the files here hold each sandbox's channel token until it has ended. Named by
+  // this process, so a later runner removes what a crashed one left.
+  await removeStarterDirsOfDeadRunners();
+  const dir = await mkdtemp(join(tmpdir(), `${starterDirPrefix}${process.pid}-`));
   const limiter = await createResourceLimiter(logger);
   const starters = createStarterPool({
     tools,
@@ -87,6 +89,27 @@ export async function createSandboxHost(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+const starterDirPrefix = "bifrost-starters-";
+
+async function removeStarterDirsOfDeadRunners(): Promise<void> {
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(starterDirPrefix)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(starterDirPrefix.length))?.[1]);
+    if (!pid || processExists(pid)) continue;
+    await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** How a sandboxed process ended. Never derived from what it printed. */

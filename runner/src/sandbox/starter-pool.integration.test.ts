@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,6 +11,7 @@ import {
   type ProcessLimits,
   type ResourceLimiter,
 } from "./resource-limits.js";
+import { createSandboxHost } from "./sandbox-process.js";
 import type { LaunchRequest, SandboxStarter, StarterRun } from "./sandbox-starter.js";
 import { createStarterPool, type StarterPool } from "./starter-pool.js";
 
@@ -217,6 +218,29 @@ describe("a starter", () => {
       /sandbox starter exited before it was ready: .*no-such-cgroup/,
     );
     await brokenPool.close();
+  });
+});
+
+describe("the sandbox host", () => {
+  test("removes the starter directories of runners that are gone, and only those", async () => {
+    const gone = spawn(sh, ["-c", "exit 0"]);
+    await new Promise((resolve) => gone.once("exit", resolve));
+    const dead = join(tmpdir(), `bifrost-starters-${gone.pid}-test`);
+    const alive = join(tmpdir(), `bifrost-starters-${process.pid}-test`);
+    for (const leftover of [dead, alive]) {
+      await mkdir(leftover, { recursive: true });
+      await writeFile(join(leftover, "old.args"), "--setenv\0BIFROST_TOKEN\0old\0");
+    }
+    const host = await createSandboxHost({ warn: () => {} });
+    try {
+      await expect(access(dead)).rejects.toThrow(/ENOENT/);
+      await expect(access(join(alive, "old.args"))).resolves.toBeUndefined();
+      expect((await stat(host.dir)).mode & 0o777).toBe(0o700);
+    } finally {
+      await host.close();
+      await rm(alive, { recursive: true, force: true });
+    }
+    await expect(access(host.dir)).rejects.toThrow(/ENOENT/);
   });
 });
 
