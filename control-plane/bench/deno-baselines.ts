@@ -80,7 +80,10 @@ async function prepare(root: string): Promise<DenoBaselines> {
     fetchContent: async (hash) => contents.get(hash) ?? "",
     logger: { warn: (_fields, message) => warnings.push(message) },
   });
-  const sandboxRun = await prepareSandboxRun(executor, contentHash(trivialScript));
+  const { run: sandboxRun, close: closeSandboxRun } = await prepareSandboxRun(
+    executor,
+    contentHash(trivialScript),
+  );
   const workflowHash = contentHash(trivialWorkflow);
   const expectOk = (what: string, output: string) => {
     if (output.trim() !== '{"ok":true}') {
@@ -143,13 +146,17 @@ async function prepare(root: string): Promise<DenoBaselines> {
       }
       expectOk("the runner's execution", JSON.stringify(outcome.result));
     },
-    cleanup: () => rm(root, { recursive: true, force: true }),
+    cleanup: async () => {
+      await Promise.all([executor.host.close(), closeSandboxRun()]);
+      await rm(root, { recursive: true, force: true });
+    },
   };
 }
 
 /**
- * Writes a job whose entry imports the script from its tree and returns a function running
- * it once in the sandbox (with a waiting starter or not) and returning what it printed.
+ * Writes a job whose entry imports the script from its tree. Returns `run`, which runs it
+ * once in the sandbox (with a waiting starter or not) and returns what it printed, and
+ * `close` for the host without a waiting starter.
  */
 async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
   const workspaceDir = await materializeTree(executor.trees, "baseline", scriptHash, [
@@ -180,7 +187,7 @@ async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
   // The same host tools and limits, but no starter waiting: each run spawns its own from
   // the runner and joins the cgroup, as every sandbox did before starters.
   const cold = await createSandboxHost({ warn: () => {} }, { spares: 0, reuse: false });
-  return async (ready: boolean) => {
+  const run = async (ready: boolean) => {
     const lines: string[] = [];
     const outcome = await runSandboxed({
       host: ready ? executor.host : cold,
@@ -194,4 +201,5 @@ async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
     }
     return lines.join("\n");
   };
+  return { run, close: () => cold.close() };
 }

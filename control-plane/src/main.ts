@@ -62,11 +62,15 @@ try {
   const warmed = await stores.modules.warmCache();
   log.info({ modules: warmed }, "module cache warmed");
 
+  const discoverer = await createSandboxDiscoverer({
+    workDir: join(config.workDir, "discovery"),
+    log,
+  });
   const discovery = createDiscoveryWorker({
     sql,
     modules: stores.modules,
     workflows: stores.workflows,
-    discover: await createSandboxDiscoverer({ workDir: join(config.workDir, "discovery"), log }),
+    discover: discoverer,
     log: log.child({ component: "discovery" }),
   });
   discovery.start();
@@ -153,6 +157,7 @@ try {
     await webhooks.close();
     await dispatchRetry.stop();
     await discovery.stop();
+    await discoverer.close();
     await waiter.close();
     await abandoned.stop();
     await nats.drain();

@@ -133,6 +133,11 @@ test("a runner killed mid-execution: the execution completes on another runner a
 
   const client = connectControlPlane(cp.address, runnerKey);
   const survivorNc = await nats();
+  const executor = await createExecutorDeps({
+    workDir,
+    fetchContent: async () => "",
+    logger: { warn: () => {} },
+  });
   const survivor = await startJobConsumer({
     nc: survivorNc,
     names: cp.dispatch,
@@ -140,11 +145,7 @@ test("a runner killed mid-execution: the execution completes on another runner a
     progressEveryMs: 200,
     handle: createJobHandler({
       client,
-      executor: await createExecutorDeps({
-        workDir,
-        fetchContent: async () => "",
-        logger: { warn: () => {} },
-      }),
+      executor,
       runnerName: "survivor",
       log: { info: () => {}, error: () => {} },
     }),
@@ -152,6 +153,7 @@ test("a runner killed mid-execution: the execution completes on another runner a
   const execution = await waitForEnd(id);
   await survivor.stop();
   await survivorNc.close();
+  await executor.host.close();
   client.close();
   expect(execution.status).toBe(ExecutionStatus.EXECUTION_STATUS_SUCCEEDED);
   expect(execution.result).toEqual({ org: "Org A" });

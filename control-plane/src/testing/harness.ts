@@ -131,11 +131,12 @@ export async function startTestControlPlane(
   if (!bootstrap.created) throw new Error("expected a fresh database to bootstrap an admin");
   const workDir = await mkdtemp(join(tmpdir(), "bifrost-cp-test-"));
   await chmod(workDir, 0o711);
+  const discoverer = await createSandboxDiscoverer({ workDir, log, moduleTimeoutMs: 5_000 });
   const discovery = createDiscoveryWorker({
     sql,
     modules: stores.modules,
     workflows: stores.workflows,
-    discover: await createSandboxDiscoverer({ workDir, log, moduleTimeoutMs: 5_000 }),
+    discover: discoverer,
     log,
   });
   // A private stream, subject and consumer per test file on the shared NATS.
@@ -224,6 +225,7 @@ export async function startTestControlPlane(
     async close() {
       pool.close();
       await discovery.stop();
+      await discoverer.close();
       if (serving) {
         const nats = serving.nats;
         await jetstreamManager(nats)

@@ -11,7 +11,7 @@ export async function createSandboxDiscoverer(options: {
   workDir: string;
   log: Logger;
   moduleTimeoutMs?: number;
-}): Promise<Discoverer> {
+}): Promise<Discoverer & { close(): Promise<void> }> {
   let contents: ReadonlyMap<string, string> = new Map();
   const executor = await createExecutorDeps({
     workDir: options.workDir,
@@ -23,7 +23,7 @@ export async function createSandboxDiscoverer(options: {
     logger: { warn: (fields, message) => options.log.warn(fields, message) },
   });
   let queue: Promise<unknown> = Promise.resolve();
-  return (request) => {
+  const discover: Discoverer = (request) => {
     const run = queue.then(() => {
       contents = request.contents;
       return discoverModules(executor, {
@@ -37,4 +37,7 @@ export async function createSandboxDiscoverer(options: {
     queue = run.catch(() => {});
     return run;
   };
+  // Stops its sandbox starters and removes their cgroups and directory (after the last run).
+  const close = () => queue.then(() => executor.host.close());
+  return Object.assign(discover, { close });
 }
