@@ -275,11 +275,13 @@ async function openDispatch(
   closers.push(() => rm(workDir, { recursive: true, force: true }));
   // The sandbox runs as another uid, which must be able to reach the trees below it.
   await chmod(workDir, 0o711);
+  const discoverer = await createSandboxDiscoverer({ workDir, log });
+  closers.push(() => discoverer.close());
   const discovery = createDiscoveryWorker({
     sql,
     modules: stores.modules,
     workflows: stores.workflows,
-    discover: await createSandboxDiscoverer({ workDir, log }),
+    discover: discoverer,
     log,
   });
   closers.push(() => discovery.stop());
