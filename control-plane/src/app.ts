@@ -151,7 +151,6 @@ export async function startControlPlaneServer(deps: {
       "bifrost.v1.RunnerService": createRunnerService(edge, policy, {
         executions: stores.executions,
         modules: stores.modules,
-        organizations: stores.organizations,
         config: stores.config,
         sql,
       }),

@@ -307,13 +307,19 @@ export function createExecutionStore(deps: {
       // 2.10.14 can hand out a redelivery with the count of a first delivery after a delivery
       // to an expired pull failed (nats-server#5305, seen here on Debian's 2.9.10). The count
       // still wins when it is higher (deliveries no runner got to claim).
-      const [row] = await sql<ExecutionRow[]>`
-        update executions set status = 'running', attempt = greatest(${attempt}::int, attempt + 1),
-          runner_name = ${runnerName},
-          started_at = coalesce(started_at, now()), token_hash = ${hashToken(token)}
-        where id = ${id} and status in ('queued', 'running')
-        returning *`;
-      return row ? { execution: toExecutionRecord(row), token } : undefined;
+      // With the organization's name, which the runner hands to the workflow: one statement.
+      const [row] = await sql<(ExecutionRow & { organization_name: string })[]>`
+        with claimed as (
+          update executions set status = 'running', attempt = greatest(${attempt}::int, attempt + 1),
+            runner_name = ${runnerName},
+            started_at = coalesce(started_at, now()), token_hash = ${hashToken(token)}
+          where id = ${id} and status in ('queued', 'running')
+          returning *)
+        select claimed.*, o.name as organization_name
+        from claimed join organizations o on o.id = claimed.organization_id`;
+      if (!row) return undefined;
+      const { organization_name: organizationName, ...execution } = row;
+      return { execution: toExecutionRecord(execution), organizationName, token };
     },
 
     byToken,

@@ -10,7 +10,6 @@ import { invalidArgument } from "../errors.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
 import { buildImportMap } from "../modules/import-map.js";
 import type { ModuleStore } from "../modules/module-store.js";
-import type { OrganizationStore } from "../organizations/organization-store.js";
 import { parseUuid } from "../scope.js";
 import { kindToProto, statusFromProto } from "./execution-service.js";
 import type { ExecutionStore } from "./execution-store.js";
@@ -26,7 +25,6 @@ export function createRunnerService(
   deps: {
     executions: ExecutionStore;
     modules: ModuleStore;
-    organizations: OrganizationStore;
     config: ConfigStore;
     sql: Sql;
   },
@@ -42,16 +40,13 @@ export function createRunnerService(
         req.runnerName || "runner",
       );
       if (!claim) return ClaimExecutionResponse.fromPartial({ claimed: false });
-      const { execution, token } = claim;
-      const [organization, view] = await Promise.all([
-        deps.organizations.get(execution.organizationId),
-        sandboxView(deps, execution.organizationId),
-      ]);
+      const { execution, organizationName, token } = claim;
+      const view = await sandboxView(deps, execution.organizationId);
       return {
         claimed: true,
         executionToken: token,
         organizationId: execution.organizationId,
-        organizationName: organization.name,
+        organizationName,
         startedBy: execution.startedByUserId ?? "",
         workflow: execution.workflow,
         modulePath: execution.modulePath,
