@@ -175,6 +175,9 @@ export function launchLine(nonce: string, request: LaunchRequest): string {
   return `${words.join(" ")}\n`;
 }
 
+/** How long a starter may take to join its cgroup and start its loop. */
+const defaultReadyTimeoutMs = 10_000;
+
 /** Output a starter wrote before its first run (why it failed to start), kept up to this. */
 const diagnosticBytes = 4096;
 
@@ -190,7 +193,9 @@ export function spawnStarter(
   tools: StarterTools,
   cgroup: SandboxCgroup,
   dir: string,
+  options: { readyTimeoutMs?: number } = {},
 ): SandboxStarter {
+  const readyTimeoutMs = options.readyTimeoutMs ?? defaultReadyTimeoutMs;
   const command = starterCommand(tools, cgroup.procsFiles);
   // An empty environment: bubblewrap's own environment stays readable inside the sandbox as
   // /proc/1/environ (measured: it leaked the runner's whole environment). Detached: the
@@ -212,6 +217,17 @@ export function spawnStarter(
     onReady = { resolve, reject };
   });
   ready.catch(() => {});
+  // A starter that neither says ready nor exits (a hung join or exec) is killed: its exit then
+  // rejects `ready`, so nothing waits on it forever.
+  const readyDeadline = setTimeout(() => {
+    diagnostics += `not ready after ${readyTimeoutMs} ms; killed`;
+    if (child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+    }
+  }, readyTimeoutMs);
+  readyDeadline.unref();
 
   const streams = { stdout: child.stdout as Readable, stderr: child.stderr as Readable };
   for (const name of ["stdout", "stderr"] as const) {
@@ -227,6 +243,7 @@ export function spawnStarter(
       const line = control.slice(0, end);
       control = control.slice(end + 1);
       if (line === "ready") {
+        clearTimeout(readyDeadline);
         onReady?.resolve();
         // An idle starter must not keep the runner (or a test) alive.
         if (!run) setReferenced(child, false);
@@ -240,6 +257,7 @@ export function spawnStarter(
   // After "close", not "exit": by then everything it (and its forks) wrote has been read.
   const onClose = () => {
     exited = true;
+    clearTimeout(readyDeadline);
     onReady?.reject(
       new Error(
         `the sandbox starter exited before it was ready${diagnostics ? `: ${diagnostics.trim()}` : ""}`,

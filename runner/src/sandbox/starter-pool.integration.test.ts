@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +12,12 @@ import {
   type ResourceLimiter,
 } from "./resource-limits.js";
 import { createSandboxHost } from "./sandbox-process.js";
-import type { LaunchRequest, SandboxStarter, StarterRun } from "./sandbox-starter.js";
+import {
+  type LaunchRequest,
+  type SandboxStarter,
+  type StarterRun,
+  spawnStarter,
+} from "./sandbox-starter.js";
 import { createStarterPool, type StarterPool } from "./starter-pool.js";
 
 // Starters and the cgroup pool against the real kernel: a starter forks exactly the words of
@@ -218,6 +223,21 @@ describe("a starter", () => {
       /sandbox starter exited before it was ready: .*no-such-cgroup/,
     );
     await brokenPool.close();
+  });
+});
+
+describe("a starter that hangs before it is ready", () => {
+  test("is killed after its deadline, saying so, instead of being waited for forever", async () => {
+    // Writing its pid into a FIFO nobody reads blocks the join for good.
+    const fifo = join(dir, "no-reader.fifo");
+    spawnSync("mkfifo", [fifo]);
+    const pooled = await limiter.acquire(defaultProcessLimits);
+    const starter = spawnStarter(tools, { ...pooled, procsFiles: [fifo] }, dir, {
+      readyTimeoutMs: 300,
+    });
+    await expect(starter.ready).rejects.toThrow(/not ready after 300 ms; killed/);
+    expect(starter.exited).toBe(true);
+    await limiter.release(pooled);
   });
 });
 
