@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { access, mkdir, readdir, readFile, rmdir, stat, writeFile } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { processExists } from "./process-exists.js";
 
 /** This process's own cgroup directories (children are created below them). */
 export interface CgroupMounts {
@@ -272,15 +273,6 @@ export async function sweepStaleCgroups(mounts: CgroupMounts, minAgeMs = 600_000
       if (info && Date.now() - info.mtimeMs > minAgeMs)
         await rmdir(join(group, name)).catch(() => {});
     }
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

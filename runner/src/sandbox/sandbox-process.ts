@@ -9,6 +9,7 @@ import {
   type OutputLimits,
   type OutputStream,
 } from "./output-lines.js";
+import { processExists } from "./process-exists.js";
 import {
   createResourceLimiter,
   defaultProcessLimits,
@@ -100,15 +101,6 @@ async function removeStarterDirsOfDeadRunners(): Promise<void> {
     const pid = Number(/^(\d+)-/.exec(name.slice(starterDirPrefix.length))?.[1]);
     if (!pid || processExists(pid)) continue;
     await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => {});
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
