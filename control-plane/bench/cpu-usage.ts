@@ -6,6 +6,11 @@ export interface CpuSnapshot {
   self: number;
   /** Every CPU of the machine, busy: the Deno processes, PostgreSQL, NATS, other programs. */
   machine: number;
+  /**
+   * CPU time the hypervisor gave to other guests while this one wanted it (steal): not work of
+   * ours, but a sign the figures of that phase are skewed by the host.
+   */
+  stolen: number;
 }
 
 /** USER_HZ: the unit of /proc's CPU times, 100 on every Linux architecture Bifrost runs on. */
@@ -21,6 +26,7 @@ export async function cpuSnapshot(): Promise<CpuSnapshot> {
   return {
     self: (usage.user + usage.system) / 1000,
     machine: (busy * 1000) / ticksPerSecond,
+    stolen: ((times[7] ?? 0) * 1000) / ticksPerSecond,
   };
 }
 
@@ -30,10 +36,12 @@ export async function cpuSince(start: CpuSnapshot, operations = 1): Promise<CpuS
   return {
     self: (now.self - start.self) / operations,
     machine: (now.machine - start.machine) / operations,
+    stolen: (now.stolen - start.stolen) / operations,
   };
 }
 
-/** "CPU per run: … ms in this process, … ms on the whole machine". */
+/** "CPU per run: … ms in this process, … ms on the whole machine[, … ms stolen by the host]". */
 export function formatCpu(cpu: CpuSnapshot): string {
-  return `CPU per run: ${cpu.self.toFixed(1)} ms this process, ${cpu.machine.toFixed(1)} ms machine`;
+  const stolen = cpu.stolen >= 0.05 ? `, ${cpu.stolen.toFixed(1)} ms stolen by the host` : "";
+  return `CPU per run: ${cpu.self.toFixed(1)} ms this process, ${cpu.machine.toFixed(1)} ms machine${stolen}`;
 }
