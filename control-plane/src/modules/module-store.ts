@@ -226,6 +226,25 @@ export function createModuleStore(deps: {
     return rows;
   }
 
+  // The scope sums of an organization's view and its fingerprint, in one statement (one
+  // snapshot); NOT_FOUND for an id that names no organization.
+  async function viewState(q: SqlOrTx, organizationId: string) {
+    const [state] = await q<
+      { global_sum: Buffer | null; own_sum: Buffer | null; org_exists: boolean }[]
+    >`
+      select
+        (select view_sum from module_scope_states where organization_id is null) as global_sum,
+        (select view_sum from module_scope_states where organization_id = ${organizationId}) as own_sum,
+        exists (select 1 from organizations where id = ${organizationId}) as org_exists`;
+    if (!state?.org_exists) await assertOrganizationExists(q, organizationId);
+    const globalSum = state?.global_sum ?? undefined;
+    const fingerprint = viewFingerprint(
+      bytesToSum(globalSum ?? Buffer.alloc(0)),
+      bytesToSum(state?.own_sum ?? Buffer.alloc(0)),
+    );
+    return { fingerprint, globalSum };
+  }
+
   async function globalHashAt(tx: SqlOrTx, path: string): Promise<string | undefined> {
     return (await globalHashesAt(tx, [path])).get(path);
   }
@@ -422,39 +441,19 @@ export function createModuleStore(deps: {
     async effectiveView(organizationId, knownFingerprint) {
       if (knownFingerprint !== undefined) {
         // The common case, every execution: the caller knows the entries of a fingerprint,
-        // and one statement (one snapshot) tells whether it is still current.
-        const [state] = await sql<
-          { global_sum: Buffer | null; own_sum: Buffer | null; org_exists: boolean }[]
-        >`
-          select
-            (select view_sum from module_scope_states where organization_id is null) as global_sum,
-            (select view_sum from module_scope_states where organization_id = ${organizationId}) as own_sum,
-            exists (select 1 from organizations where id = ${organizationId}) as org_exists`;
-        if (!state?.org_exists) await assertOrganizationExists(sql, organizationId);
-        const fingerprint = viewFingerprint(
-          bytesToSum(state?.global_sum ?? Buffer.alloc(0)),
-          bytesToSum(state?.own_sum ?? Buffer.alloc(0)),
-        );
+        // and one statement tells whether it is still current.
+        const { fingerprint } = await viewState(sql, organizationId);
         if (fingerprint === knownFingerprint) return { fingerprint, entries: undefined };
       }
       // One snapshot for the sums and the entries, so the fingerprint describes exactly the
       // entries returned even while writes land.
       return sql.begin("isolation level repeatable read read only", async (tx) => {
-        const states = await tx<{ organization_id: string | null; view_sum: Buffer }[]>`
-          select organization_id, view_sum from module_scope_states
-          where organization_id is null or organization_id = ${organizationId}`;
-        const globalState = states.find((s) => s.organization_id === null);
-        const ownState = states.find((s) => s.organization_id !== null);
-        if (!ownState) await assertOrganizationExists(tx, organizationId);
-        const fingerprint = viewFingerprint(
-          bytesToSum(globalState?.view_sum ?? Buffer.alloc(0)),
-          bytesToSum(ownState?.view_sum ?? Buffer.alloc(0)),
-        );
+        const { fingerprint, globalSum } = await viewState(tx, organizationId);
         if (knownFingerprint === fingerprint) return { fingerprint, entries: undefined };
         const own = await tx<ViewRow[]>`
           select path as key, content_hash from modules
           where organization_id = ${organizationId} order by path`;
-        const global = await globalViewRows(tx, globalState?.view_sum);
+        const global = await globalViewRows(tx, globalSum);
         const entries = mergeEffective(own, global, (row, provenance) => ({
           path: row.key,
           contentHash: row.content_hash,

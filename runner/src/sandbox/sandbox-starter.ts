@@ -69,8 +69,6 @@ export interface SandboxStarter {
   readonly ready: Promise<void>;
   /** It has exited (it can no longer start anything). */
   readonly exited: boolean;
-  /** A run is under way (started and not yet ended). */
-  readonly busy: boolean;
   /** Forks one sandbox. Only once the previous run has ended. */
   launch(request: LaunchRequest, output: RunOutput): StarterRun;
   /** Kills it and whatever it started. */
@@ -279,9 +277,6 @@ export function spawnStarter(
     ready,
     get exited() {
       return exited;
-    },
-    get busy() {
-      return run !== undefined && !run.ended;
     },
     launch(request, output) {
       if (run && !run.ended) throw new Error("a sandbox starter runs one sandbox at a time");
