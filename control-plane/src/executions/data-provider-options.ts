@@ -144,9 +144,11 @@ export function createDataProviderOptions(
     );
     await dispatchExecution(deps, record);
     const ended = await awaitExecution(
-      deps,
+      deps.waiter,
       record.id,
       Date.now() + timeoutSeconds * 1000 + startupGraceMs,
+      () => deps.executions.get(record.id),
+      (current) => current.status,
     );
     const label = `data provider "${provider.name}"`;
     switch (ended.status) {

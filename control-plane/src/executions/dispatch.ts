@@ -1,6 +1,6 @@
 import type { SandboxBootHint } from "@bifrost/proto";
 import type { Logger } from "../log.js";
-import type { ExecutionRecord, ExecutionStore } from "./execution-store.js";
+import type { ExecutionRecord, ExecutionStatus, ExecutionStore } from "./execution-store.js";
 import { terminalStatuses } from "./execution-store.js";
 import type { ExecutionWaiter } from "./execution-waiter.js";
 import type { JobQueue } from "./job-queue.js";
@@ -36,20 +36,23 @@ export async function dispatchExecution(
 }
 
 /**
- * Waits until the execution ends or `deadline` (epoch ms) passes, and returns it as it is
- * then (terminal, or still queued/running when the deadline passed).
+ * Waits until the execution ends or `deadline` (epoch ms) passes, and returns what `read`
+ * gives then (the record, say): terminal by `statusOf`, or still queued/running when the
+ * deadline passed.
  */
-export async function awaitExecution(
-  deps: Pick<DispatchDeps, "executions" | "waiter">,
+export async function awaitExecution<T>(
+  waiter: ExecutionWaiter,
   id: string,
   deadline: number,
-): Promise<ExecutionRecord> {
+  read: () => Promise<T>,
+  statusOf: (value: T) => ExecutionStatus,
+): Promise<T> {
   // Wait first, then read: the waiter remembers an execution that ended before the wait
   // began. A wake-up that is missed (LISTEN reconnecting) costs at most a second, since every
   // wait ends within one and is followed by a read.
   for (;;) {
-    await deps.waiter.wait(id, Math.max(0, Math.min(1000, deadline - Date.now())));
-    const current = await deps.executions.get(id);
-    if (terminalStatuses.has(current.status) || Date.now() >= deadline) return current;
+    await waiter.wait(id, Math.max(0, Math.min(1000, deadline - Date.now())));
+    const current = await read();
+    if (terminalStatuses.has(statusOf(current)) || Date.now() >= deadline) return current;
   }
 }

@@ -20,6 +20,7 @@ import { parseUuid } from "../scope.js";
 import type { DataProviderOptionsService } from "./data-provider-options.js";
 import { awaitExecution, dispatchExecution } from "./dispatch.js";
 import type {
+  EventsSeen,
   ExecutionKind,
   ExecutionRecord,
   ExecutionStatus,
@@ -140,12 +141,9 @@ export function createExecutionService(
 ): ExecutionServiceServer {
   const rules = policy.ExecutionService;
   const { executions } = deps;
-  const full = async (id: string, known?: ExecutionRecord) => {
-    const [record, events] = await Promise.all([
-      known ?? executions.get(id),
-      executions.events(id),
-    ]);
-    return executionToProto(record, events);
+  const full = async (id: string) => {
+    const snapshot = await executions.snapshot(id);
+    return executionToProto(snapshot.record, snapshot);
   };
   return {
     startExecution: unary(edge, "StartExecution", rules.StartExecution, async (req, { actor }) => {
@@ -161,13 +159,17 @@ export function createExecutionService(
       const record = await executions.start(actor, organizationId, req.workflow, req.params ?? {});
       const seen = await view;
       await dispatchExecution(deps, record, seen && bootHint(record, seen));
-      if (!req.waitForResult) return { execution: await full(record.id) };
+      // Just recorded: queued, with no log lines or checkpoints yet.
+      if (!req.waitForResult) return { execution: executionToProto(record) };
       const deadline = Date.now() + (req.waitTimeoutSeconds || 30) * 1000;
-      const ended = await awaitExecution(deps, record.id, deadline);
-      // Logs and checkpoints are final once the execution is: the record just read stands.
-      return {
-        execution: await full(record.id, terminalStatuses.has(ended.status) ? ended : undefined),
-      };
+      const ended = await awaitExecution(
+        deps.waiter,
+        record.id,
+        deadline,
+        () => executions.snapshot(record.id),
+        (snapshot) => snapshot.record.status,
+      );
+      return { execution: executionToProto(ended.record, ended) };
     }),
 
     getExecution: unary(edge, "GetExecution", rules.GetExecution, async (req) => ({
@@ -227,23 +229,19 @@ export function createExecutionService(
       rules.WatchExecution,
       async (req, { send, signal }) => {
         const id = parseUuid(req.id, "id");
-        let lastLog = 0n;
-        let checkpointsSent = 0;
+        const seen: EventsSeen = {};
         let lastStatus: ExecutionStatus | undefined;
-        // Replays what is stored, then follows: each round sends what is new; a completion
+        // Replays what is stored, then follows: each round reads only what is new; a completion
         // wakes the loop at once (NOTIFY), new log lines are picked up within watchPollMs.
         while (!signal.aborted) {
-          const record = await executions.get(id);
-          const events = await executions.events(id);
-          const fresh = events.logs.filter((log) => BigInt(log.sequence) > lastLog);
-          const newCheckpoints = events.checkpoints.slice(checkpointsSent);
-          const batch = executionToProto(record, { logs: fresh, checkpoints: newCheckpoints });
+          const snapshot = await executions.snapshot(id, seen);
+          const { record } = snapshot;
+          const batch = executionToProto(record, snapshot);
           for (const log of batch.logs) send({ event: { $case: "log", value: log } });
           for (const checkpoint of batch.checkpoints)
             send({ event: { $case: "checkpoint", value: checkpoint } });
-          const last = fresh[fresh.length - 1];
-          if (last) lastLog = BigInt(last.sequence);
-          checkpointsSent = events.checkpoints.length;
+          seen.log = snapshot.logs.at(-1)?.sequence ?? seen.log;
+          seen.checkpoint = snapshot.checkpoints.at(-1)?.sequence ?? seen.checkpoint;
           if (record.status !== lastStatus) {
             lastStatus = record.status;
             send({ event: { $case: "status", value: executionToProto(record) } });

@@ -121,6 +121,23 @@ function checkParamsSize(params: Record<string, unknown>, field: string): void {
 
 const hashToken = (token: string) => createHash("sha256").update(token).digest();
 
+/** An execution's log lines and checkpoints; `At` is how their times are carried. */
+interface SnapshotEvents<At> {
+  logs: Array<{ sequence: string; at: At; level: string; message: string; data: unknown }>;
+  checkpoints: Array<{ sequence: string; at: At; name: string; data: unknown }>;
+}
+
+/** The last log and checkpoint sequences a reader has seen (none: from the start). */
+export interface EventsSeen {
+  log?: string | undefined;
+  checkpoint?: string | undefined;
+}
+
+/** An execution as one statement saw it: the record and its events (ExecutionStore.snapshot). */
+export interface ExecutionSnapshot extends SnapshotEvents<Date> {
+  record: ExecutionRecord;
+}
+
 /** Channel on which the end of an execution is announced (payload: its id). */
 export const executionDoneChannel = "bifrost_execution_done";
 
@@ -234,14 +251,33 @@ export function createExecutionStore(deps: {
       return toExecutionRecord(row);
     },
 
-    async events(id: string) {
-      const [logs, checkpoints] = await Promise.all([
-        sql<{ sequence: string; at: Date; level: string; message: string; data: unknown }[]>`
-          select sequence, at, level, message, data from execution_logs where execution_id = ${id} order by sequence`,
-        sql<{ name: string; data: unknown; at: Date }[]>`
-          select name, data, at from execution_checkpoints where execution_id = ${id} order by sequence`,
-      ]);
-      return { logs, checkpoints };
+    /**
+     * The record with its log lines and checkpoints, in sequence order, in one statement: one
+     * consistent snapshot, where separate reads could show a record that ended without its
+     * last lines. `after` skips what a watcher already has (sequences it last saw).
+     */
+    async snapshot(id: string, after: EventsSeen = {}): Promise<ExecutionSnapshot> {
+      const [row] = await sql<(ExecutionRow & SnapshotEvents<string>)[]>`
+        select e.*,
+          coalesce((
+            select json_agg(json_build_object('sequence', l.sequence::text, 'at', l.at,
+                'level', l.level, 'message', l.message, 'data', l.data) order by l.sequence)
+            from execution_logs l where l.execution_id = e.id and l.sequence > ${after.log ?? "0"}::bigint
+          ), '[]'::json) as logs,
+          coalesce((
+            select json_agg(json_build_object('sequence', c.sequence::text, 'at', c.at,
+                'name', c.name, 'data', c.data) order by c.sequence)
+            from execution_checkpoints c where c.execution_id = e.id and c.sequence > ${after.checkpoint ?? "0"}::bigint
+          ), '[]'::json) as checkpoints
+        from executions e where e.id = ${id}`;
+      if (!row) throw notFound(`execution "${id}" not found`);
+      const { logs, checkpoints, ...record } = row;
+      // JSON carries timestamps as text.
+      return {
+        record: toExecutionRecord(record),
+        logs: logs.map((l) => ({ ...l, at: new Date(l.at) })),
+        checkpoints: checkpoints.map((c) => ({ ...c, at: new Date(c.at) })),
+      };
     },
 
     async list(options: {

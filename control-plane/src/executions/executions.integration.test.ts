@@ -65,6 +65,20 @@ export const probe = workflow({ name: "probe_net" }, async () => {
   try { await fetch("https://api.halo.test/"); return "reached"; } catch (e) { return String(e?.message ?? e) + " | " + String(e?.cause?.message ?? ""); }
 });`,
   });
+  // Org A's own workflow, logging and checkpointing over several watch rounds.
+  await root.modules.putModule({
+    scope: orgScope(world.orgA.id),
+    path: "workflows/ticker.ts",
+    content: `import { workflow } from "bifrost";
+export const ticker = workflow({ name: "ticker" }, async (_params, ctx) => {
+  for (let i = 1; i <= 6; i++) {
+    ctx.log.info("tick " + i);
+    if (i % 2 === 0) ctx.checkpoint("pair " + i / 2, { i });
+    await new Promise((resolve) => setTimeout(resolve, 120));
+  }
+  return "done";
+});`,
+  });
   const secretRef = { kind: { $case: "secretRef" as const, value: "halo.token" } };
   await root.config.setConfig({
     scope: orgScope(world.orgA.id),
@@ -213,6 +227,39 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     );
     expect(statuses[statuses.length - 1]).toBe(ExecutionStatus.EXECUTION_STATUS_SUCCEEDED);
     expect(statuses.length).toBeGreaterThanOrEqual(1);
+  });
+
+  test("a live watch sends every log line and checkpoint once, in order, across its rounds; only to its organization", async () => {
+    const started = await start(world.keys.memberA, world.orgA.id, "ticker", {}, false);
+    const id = started.execution?.id as string;
+    expect(started.execution?.status).toBe(ExecutionStatus.EXECUTION_STATUS_QUEUED);
+    const events = await world.as(world.keys.memberA).watchExecution({ id });
+    const logs = events.flatMap((e) => (e.event?.$case === "log" ? [e.event.value] : []));
+    expect(logs.map((l) => l.message)).toEqual([1, 2, 3, 4, 5, 6].map((i) => `tick ${i}`));
+    const sequences = logs.map((l) => BigInt(l.sequence));
+    expect(sequences).toEqual([...sequences].sort((x, y) => (x < y ? -1 : 1)));
+    expect(logs.every((l) => l.time instanceof Date && !Number.isNaN(l.time.getTime()))).toBe(true);
+    const checkpoints = events.flatMap((e) =>
+      e.event?.$case === "checkpoint" ? [[e.event.value.name, e.event.value.data]] : [],
+    );
+    expect(checkpoints).toEqual([
+      ["pair 1", { i: 2 }],
+      ["pair 2", { i: 4 }],
+      ["pair 3", { i: 6 }],
+    ]);
+    const last = events.at(-1)?.event;
+    expect(last?.$case === "status" && last.value.status).toBe(
+      ExecutionStatus.EXECUTION_STATUS_SUCCEEDED,
+    );
+    // A replay afterwards sends the same, and GetExecution holds the same.
+    const replay = await world.as(world.keys.memberA).watchExecution({ id });
+    expect(replay.filter((e) => e.event?.$case === "log")).toHaveLength(6);
+    const { execution } = await world.as(world.keys.memberA).executions.getExecution({ id });
+    expect(execution?.logs.map((l) => l.message)).toEqual(logs.map((l) => l.message));
+    expect(execution?.checkpoints).toHaveLength(3);
+    // Org B and global have no "ticker"; org B cannot see A's execution.
+    await expectCode(start(world.keys.adminB, world.orgB.id, "ticker", {}), status.NOT_FOUND);
+    await expectCode(world.as(world.keys.adminB).executions.getExecution({ id }), status.NOT_FOUND);
   });
 
   test("hosts an organization declares join the sandbox's allow list; an invalid one fails the execution naming it", async () => {

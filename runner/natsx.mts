@@ -1,0 +1,25 @@
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, AckPolicy } from "@nats-io/jetstream";
+const nc = await connect({ servers: "nats://127.0.0.1:4222" });
+const jsm = await jetstreamManager(nc);
+const stream = "XTEST" + Date.now();
+await jsm.streams.add({ name: stream, subjects: [stream + ".>"] });
+await jsm.consumers.add(stream, { durable_name: "c", ack_policy: AckPolicy.Explicit, ack_wait: 10_000_000_000 });
+const js = jetstream(nc);
+const c = await js.consumers.get(stream, "c");
+// 1: a long pull, stopped by the client
+const iter = await c.fetch({ max_messages: 1, expires: 20_000, idle_heartbeat: 2_000 });
+const t0 = Date.now();
+setTimeout(() => iter.stop(), 200);
+for await (const m of iter) console.log("got in first", m.seq);
+console.log("first iterator ended after", Date.now() - t0);
+await new Promise((r) => setTimeout(r, 100));
+await js.publish(stream + ".x", "hello");
+const t1 = Date.now();
+const m = await c.next({ expires: 15_000 });
+console.log("second next got", m?.seq, "deliveryCount", m?.info.deliveryCount, "after", Date.now() - t1, "ms");
+m?.ack();
+const ci = await jsm.consumers.info(stream, "c");
+console.log("num_waiting", ci.num_waiting);
+await jsm.streams.delete(stream);
+await nc.close();
