@@ -24,6 +24,8 @@ export interface PlatformFigures {
   /** The same with no sandbox prepared ahead: each is started after its claim. */
   sequentialUnprepared: LatencySummary;
   perSecond: number;
+  /** Machine CPU per execution under load (ms), slots = CPUs. */
+  machineCpuMs: number;
   /** Executions per second with twice the slots. */
   widerPerSecond: number;
 }
@@ -72,15 +74,10 @@ export async function measurePlatform(
       `sequential (${settings.sequentialRuns} after ${settings.warmup} warm-up)`,
       summarize(samples.map((s) => s.received - s.sent)),
     );
-    const perSecond = await measureLoad(
-      runner,
-      settings,
-      start,
-      "slots = CPUs; queue waits included",
-    );
-    return { sequential, perSecond, samples, runner };
+    const load = await measureLoad(runner, settings, start, "slots = CPUs; queue waits included");
+    return { sequential, load, samples, runner };
   });
-  const widerPerSecond = await withRunner(cp, settings, runnerKey, 2 * settings.capacity, (r) =>
+  const wider = await withRunner(cp, settings, runnerKey, 2 * settings.capacity, (r) =>
     measureLoad(r, settings, start, "comparison: 2 slots per CPU"),
   );
   // What a job pays when no sandbox was prepared for it (its first run, or a workflow that
@@ -110,8 +107,9 @@ export async function measurePlatform(
   return {
     sequential: measured.sequential,
     sequentialUnprepared: unprepared,
-    perSecond: measured.perSecond,
-    widerPerSecond,
+    perSecond: measured.load.perSecond,
+    machineCpuMs: measured.load.cpu.machine,
+    widerPerSecond: wider.perSecond,
   };
 }
 
@@ -182,7 +180,10 @@ async function withRunner<T>(
   }
 }
 
-/** Executions started with `loadInFlight` in flight; prints the rate, CPU and slot usage. */
+/**
+ * Executions started with `loadInFlight` in flight; prints the rate, CPU and slot usage and
+ * returns the rate and the CPU per execution.
+ */
 async function measureLoad(
   runner: BenchRunner,
   settings: PlatformSettings,
@@ -207,7 +208,7 @@ async function measureLoad(
   line(
     `  slots busy ${((100 * held) / (elapsed * runner.capacity)).toFixed(0)} % of the time; a job held its slot ${ms(held / loaded.length).trim()} ms on average, ${ms(sandboxed / loaded.length).trim()} ms of it in the sandbox process`,
   );
-  return load.opsPerSecond;
+  return { perSecond: load.opsPerSecond, cpu: used };
 }
 
 /** Splits each sequential execution along its timeline (p50 of each step). */
