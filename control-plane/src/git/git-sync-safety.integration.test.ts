@@ -14,7 +14,8 @@ import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.
 import { globalScope, orgScope } from "../testing/wire.js";
 
 // A sync can be made to die right before its commit, with every write of it done.
-let killNextSync = false;
+/** How the next sync dies right before its COMMIT, once everything is written. */
+let killNextSync: "throw" | "terminate session" | undefined;
 let cp: TestControlPlane;
 let world: TenancyWorld;
 let root: ApiClients;
@@ -25,13 +26,16 @@ beforeAll(async () => {
   cp = await startTestControlPlane({
     moduleMaxBytes: 1024 * 1024,
     gitHooks: {
-      async beforeCommit() {
-        if (!killNextSync) return;
-        killNextSync = false;
-        // Everything is written but not committed. (Terminating the session here instead
-        // trips postgres.js 3, which then writes to the closed socket outside any promise;
-        // see the design notes.)
-        throw new Error("the control plane died before the commit");
+      async beforeCommit(tx) {
+        const how = killNextSync;
+        killNextSync = undefined;
+        if (how === "throw") throw new Error("the control plane died before the commit");
+        if (how === "terminate session") {
+          // The database session goes away under the open transaction (PostgreSQL restarted,
+          // an operator's pg_terminate_backend): the COMMIT that follows cannot succeed.
+          const [session] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+          await cp.sql`select pg_terminate_backend(${session?.pid as number})`;
+        }
       },
     },
   });
@@ -83,38 +87,48 @@ async function contentsOf(organizationId: string | null): Promise<Record<string,
 }
 
 describe("a sync that cannot finish", () => {
-  test("dying before its commit leaves the scope at the previous commit, consistent", async () => {
-    const org = await organization();
-    const repo = await repository();
-    const first = await repo.commit({ "a.ts": "export const a = 1;\n", "b.ts": "export {};\n" });
-    const { id } = await bind(orgScope(org), repo.url);
-    await sync(id);
-    const before = await contentsOf(org);
-    const view = await root.modules.getEffectiveView({ organizationId: org, knownFingerprint: "" });
+  test.each(["throw", "terminate session"] as const)(
+    "dying before its commit (%s) leaves the scope at the previous commit, consistent",
+    async (how) => {
+      const org = await organization();
+      const repo = await repository();
+      const first = await repo.commit({ "a.ts": "export const a = 1;\n", "b.ts": "export {};\n" });
+      const { id } = await bind(orgScope(org), repo.url);
+      await sync(id);
+      const before = await contentsOf(org);
+      const view = await root.modules.getEffectiveView({
+        organizationId: org,
+        knownFingerprint: "",
+      });
 
-    await repo.commit({ "a.ts": "export const a = 2;\n", "b.ts": null, "c.ts": "export {};\n" });
-    killNextSync = true;
-    const report = await sync(id);
-    expect(report.status).toBe(GitSyncStatus.GIT_SYNC_STATUS_FAILED);
-    expect(report.error).toMatch(/sync failed/);
-    expect(await contentsOf(org)).toEqual(before);
-    const { binding } = await root.git.getGitBinding({ id });
-    expect(binding?.lastCommit).toBe(first);
-    const still = await root.modules.getEffectiveView({
-      organizationId: org,
-      knownFingerprint: view.fingerprint,
-    });
-    expect(still.unchanged).toBe(true);
+      await repo.commit({ "a.ts": "export const a = 2;\n", "b.ts": null, "c.ts": "export {};\n" });
+      killNextSync = how;
+      const report = await sync(id);
+      expect(report.status).toBe(GitSyncStatus.GIT_SYNC_STATUS_FAILED);
+      expect(report.error).toMatch(
+        how === "throw"
+          ? /sync failed: the control plane died/
+          : /sync failed: .*(CONNECTION|terminat|ECONNRESET)/i,
+      );
+      expect(await contentsOf(org)).toEqual(before);
+      const { binding } = await root.git.getGitBinding({ id });
+      expect(binding?.lastCommit).toBe(first);
+      const still = await root.modules.getEffectiveView({
+        organizationId: org,
+        knownFingerprint: view.fingerprint,
+      });
+      expect(still.unchanged).toBe(true);
 
-    // The next sync applies the commit whole.
-    const retry = await sync(id);
-    expect(retry.status).toBe(GitSyncStatus.GIT_SYNC_STATUS_SUCCEEDED);
-    expect(retry.commitBefore).toBe(first);
-    expect(await contentsOf(org)).toEqual({
-      "a.ts": "export const a = 2;\n",
-      "c.ts": "export {};\n",
-    });
-  });
+      // The next sync applies the commit whole.
+      const retry = await sync(id);
+      expect(retry.status).toBe(GitSyncStatus.GIT_SYNC_STATUS_SUCCEEDED);
+      expect(retry.commitBefore).toBe(first);
+      expect(await contentsOf(org)).toEqual({
+        "a.ts": "export const a = 2;\n",
+        "c.ts": "export {};\n",
+      });
+    },
+  );
 
   test("a run left running by a control plane that stopped is reported interrupted by the next sync", async () => {
     const org = await organization();
