@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GitCredentialKind, GitSyncStatus, Provenance } from "@bifrost/proto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { systemActor } from "../audit/audit-log.js";
 import {
   createTestRepository,
   startGitHttpServer,
@@ -157,13 +158,22 @@ describe("credentials", () => {
       const org = await organization();
       const { id, binding } = await bind(orgScope(org), server.urlOf("private.git"), "wrong");
       expect(binding?.credentialKind).toBe(GitCredentialKind.GIT_CREDENTIAL_KIND_TOKEN);
+      const before = server.requests();
       const refused = await sync(id);
+      const perFetch = server.requests() - before;
       expect(refused.status).toBe(GitSyncStatus.GIT_SYNC_STATUS_FAILED);
       expect(refused.error).toMatch(
         /^authentication to http:\/\/127\.0\.0\.1:\d+\/private\.git failed/,
       );
       expect(refused.error).not.toContain("wrong");
       expect(await contentsOf(org)).toEqual({});
+
+      // A scheduled poll that is refused records the same failure, asking the remote once.
+      const { sync: polled } = await cp.gitSyncer.sync(id, "schedule", systemActor);
+      expect(server.requests() - before).toBe(2 * perFetch);
+      expect(polled?.status).toBe("failed");
+      expect(polled?.error).toMatch(/^authentication to .* failed/);
+      expect(polled?.error).not.toContain("wrong");
 
       await root.git.updateGitBinding({
         id,

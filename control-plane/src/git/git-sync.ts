@@ -99,16 +99,22 @@ export function createGitSyncer(deps: {
     const binding = await bindings.get(bindingId);
     const mirror = await openMirror(bindingId);
     let commit: string | undefined;
+    let pollFailure: { error: unknown } | undefined;
     if (trigger === "schedule") {
-      // A poll that finds nothing new leaves no record; one that fails is recorded below.
-      commit = await fetchCommit(mirror, bindingId, binding.repositoryUrl, binding.branch).catch(
-        () => undefined,
-      );
+      // A poll that finds nothing new leaves no record; one that fails is recorded below with
+      // the error it got, without asking the remote a second time (a remote refusing our
+      // credential would count each try against it).
+      try {
+        commit = await fetchCommit(mirror, bindingId, binding.repositoryUrl, binding.branch);
+      } catch (error) {
+        pollFailure = { error };
+      }
       if (commit !== undefined && commit === binding.lastCommit) return undefined;
     }
     const run = await syncs.start(bindingId, trigger);
     let changed = false;
     try {
+      if (pollFailure) throw pollFailure.error;
       commit ??= await fetchCommit(mirror, bindingId, binding.repositoryUrl, binding.branch);
       const entries = await mirror.listTree(commit);
       if (entries.length > settings.maxFiles) {

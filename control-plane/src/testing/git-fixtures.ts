@@ -83,6 +83,8 @@ export async function createTestRepository(): Promise<TestRepository> {
 export interface TestGitHttpServer {
   /** http://127.0.0.1:port/<name> for a repository under the served root. */
   urlOf(name: string): string;
+  /** HTTP requests served so far, refused ones included. */
+  requests(): number;
   close(): Promise<void>;
 }
 
@@ -91,7 +93,9 @@ export interface TestGitHttpServer {
  * refusing every request whose basic-auth password is not `token` (any user name).
  */
 export async function startGitHttpServer(root: string, token: string): Promise<TestGitHttpServer> {
+  let requests = 0;
   const server: Server = createServer((req, res) => {
+    requests++;
     const auth = req.headers.authorization ?? "";
     const password = auth.startsWith("Basic ")
       ? Buffer.from(auth.slice(6), "base64").toString().split(":").slice(1).join(":")
@@ -152,6 +156,7 @@ export async function startGitHttpServer(root: string, token: string): Promise<T
   const { port } = server.address() as AddressInfo;
   return {
     urlOf: (name) => `http://127.0.0.1:${port}/${name}`,
+    requests: () => requests,
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
