@@ -257,8 +257,13 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     const { execution } = await world.as(world.keys.memberA).executions.getExecution({ id });
     expect(execution?.logs.map((l) => l.message)).toEqual(logs.map((l) => l.message));
     expect(execution?.checkpoints).toHaveLength(3);
-    // Org B and global have no "ticker"; org B cannot see A's execution.
+    // "ticker" is org A's alone: org B and an org that falls back to global have none, and
+    // org B cannot see A's execution.
     await expectCode(start(world.keys.adminB, world.orgB.id, "ticker", {}), status.NOT_FOUND);
+    await expectCode(
+      start(world.keys.platformAdmin, world.orgC.id, "ticker", {}),
+      status.NOT_FOUND,
+    );
     await expectCode(world.as(world.keys.adminB).executions.getExecution({ id }), status.NOT_FOUND);
   });
 

@@ -14,7 +14,6 @@ import { startTestControlPlane, type TestControlPlane } from "../testing/harness
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
 import { globalScope, orgScope } from "../testing/wire.js";
 
-// A sync can be made to die right before its commit, with every write of it done.
 /** How the next sync dies right before its COMMIT, once everything is written. */
 let killNextSync: "throw" | "terminate session" | undefined;
 let cp: TestControlPlane;
