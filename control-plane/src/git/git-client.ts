@@ -106,6 +106,11 @@ export function describeGitFailure(
   ) {
     return `authentication to ${context.url} failed: check the binding's credential (${last})`;
   }
+  // ssh's own words when the server's key differs from the one pinned on first contact; git
+  // then adds "Could not read from remote repository", which alone would read as unreachable.
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/i.test(text)) {
+    return `the SSH host key of ${hostOf(context.url)} changed since this binding first connected (a man in the middle, or a rotated server key): nothing was fetched; if the server's key was changed on purpose, bind the repository again to trust the new one`;
+  }
   if (
     /Could not resolve host|Connection refused|Failed to connect|Connection timed out|No route to host|Network is unreachable|Could not read from remote repository|does not appear to be a git repository|not found|HTTP 404|returned error: 404/i.test(
       text,
@@ -117,6 +122,15 @@ export function describeGitFailure(
     return `repository ${context.url} uses a transport this deployment does not allow`;
   }
   return `git failed for ${context.url}: ${last || "no output"}`;
+}
+
+/** The host of an https://, ssh:// or scp-style (user@host:path) repository URL. */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname || url;
+  } catch {
+    return /^[^@/]+@([^:/]+):/.exec(url)?.[1] ?? url;
+  }
 }
 
 /**
