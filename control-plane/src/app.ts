@@ -5,6 +5,7 @@ import { createConfigService } from "./config-store/config-service.js";
 import type { ConfigStore } from "./config-store/config-store.js";
 import { createConfigStore } from "./config-store/config-store.js";
 import type { Sql } from "./db/postgres.js";
+import { createBootHintViews } from "./executions/boot-hints.js";
 import { createDataProviderOptions } from "./executions/data-provider-options.js";
 import { createExecutionService } from "./executions/execution-service.js";
 import { createExecutionStore, type ExecutionStore } from "./executions/execution-store.js";
@@ -89,6 +90,12 @@ export function createStores(deps: {
   };
 }
 
+/**
+ * How long a view read for one job's boot hint serves the next jobs of that organization.
+ * Short: a stale hint costs a sandbox started for nothing (the claim's view decides).
+ */
+const bootHintTtlMs = 1000;
+
 /** Starts the gRPC server exposing every service over the given stores. */
 export async function startControlPlaneServer(deps: {
   sql: Sql;
@@ -105,6 +112,11 @@ export async function startControlPlaneServer(deps: {
 }): Promise<GrpcServer> {
   const { sql, stores, log } = deps;
   const edge: EdgeDeps = { identity: stores.identity, log };
+  const bootHints = createBootHintViews(
+    (organizationId) =>
+      sandboxView({ modules: stores.modules, config: stores.config }, organizationId),
+    { ttlMs: bootHintTtlMs },
+  );
   const policy = createPolicy(stores.identity, {
     executionOrganization: async (id) =>
       (await stores.executions.get(id).catch(() => undefined))?.organizationId,
@@ -120,12 +132,10 @@ export async function startControlPlaneServer(deps: {
         stores.modules,
       ),
       "bifrost.v1.IdentityService": createIdentityService(edge, policy, stores.identity),
-      "bifrost.v1.ModuleService": createModuleService(
-        edge,
-        policy,
-        stores.modules,
-        deps.onModulesChanged,
-      ),
+      "bifrost.v1.ModuleService": createModuleService(edge, policy, stores.modules, () => {
+        bootHints.clear();
+        deps.onModulesChanged?.();
+      }),
       "bifrost.v1.ConfigService": createConfigService(edge, policy, stores.config),
       "bifrost.v1.SecretService": createSecretService(edge, policy, stores.secrets),
       "bifrost.v1.AuditService": createAuditService(edge, policy, sql),
@@ -135,8 +145,7 @@ export async function startControlPlaneServer(deps: {
         queue: deps.queue,
         waiter: deps.waiter,
         log,
-        sandboxView: (organizationId) =>
-          sandboxView({ modules: stores.modules, config: stores.config }, organizationId),
+        sandboxView: (organizationId) => bootHints.get(organizationId),
         dataProviders: createDataProviderOptions({
           executions: stores.executions,
           queue: deps.queue,

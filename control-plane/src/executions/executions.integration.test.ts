@@ -2,6 +2,7 @@ import { ExecutionStatus } from "@bifrost/proto";
 import { connectControlPlane } from "@bifrost/runner/jobs";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { systemActor } from "../audit/audit-log.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { type InProcessRunner, startInProcessRunner } from "../testing/in-process-runner.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
@@ -167,6 +168,28 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
       email: "z@c.test",
     });
     expect(c.execution?.result).toMatchObject({ who: "global", org: "Org C" });
+  });
+
+  test("a module changed behind this control plane's back (another replica, a git sync) is run by the very next execution, whatever its boot hint said", async () => {
+    const before = await start(world.keys.memberA, world.orgA.id, "onboard_user", {
+      email: "v1@a.test",
+    });
+    expect(before.execution?.result).toMatchObject({ who: "org A" });
+    // Through the store, not the API: this process's boot hints do not hear of it.
+    const orgA = { kind: "organization" as const, organizationId: world.orgA.id };
+    await cp.stores.modules.put(systemActor, orgA, "shared/halopsa.ts", halopsa("org A v2"));
+    try {
+      const after = await start(world.keys.memberA, world.orgA.id, "onboard_user", {
+        email: "v2@a.test",
+      });
+      expect(after.execution?.result).toMatchObject({ who: "org A v2" });
+      const b = await start(world.keys.adminB, world.orgB.id, "onboard_user", {
+        email: "v2@b.test",
+      });
+      expect(b.execution?.result).toMatchObject({ who: "org B" });
+    } finally {
+      await cp.stores.modules.put(systemActor, orgA, "shared/halopsa.ts", halopsa("org A"));
+    }
   });
 
   test("logs, checkpoints and variables are kept, with secret values redacted", async () => {
