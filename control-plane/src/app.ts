@@ -7,6 +7,7 @@ import { createConfigStore } from "./config-store/config-store.js";
 import type { Sql } from "./db/postgres.js";
 import { createBootHintViews } from "./executions/boot-hints.js";
 import { createDataProviderOptions } from "./executions/data-provider-options.js";
+import { createDispatchMarks } from "./executions/dispatch-marks.js";
 import { createExecutionService } from "./executions/execution-service.js";
 import { createExecutionStore, type ExecutionStore } from "./executions/execution-store.js";
 import type { ExecutionWaiter } from "./executions/execution-waiter.js";
@@ -96,6 +97,9 @@ export function createStores(deps: {
  */
 const bootHintTtlMs = 1000;
 
+/** How long a published job's dispatch mark waits to go out with others (dispatch-marks.ts). */
+const dispatchMarkDelayMs = 50;
+
 /** Starts the gRPC server exposing every service over the given stores. */
 export async function startControlPlaneServer(deps: {
   sql: Sql;
@@ -123,7 +127,12 @@ export async function startControlPlaneServer(deps: {
     gitBindingScope: async (id) => (await stores.gitBindings.get(id).catch(() => undefined))?.scope,
     gitSyncScope: async (id) => (await stores.gitSyncs.get(id).catch(() => undefined))?.scope,
   });
-  return startGrpcServer(
+  const marks = createDispatchMarks({
+    executions: stores.executions,
+    log,
+    maxDelayMs: dispatchMarkDelayMs,
+  });
+  const server = await startGrpcServer(
     {
       "bifrost.v1.OrganizationService": createOrganizationService(
         edge,
@@ -143,12 +152,14 @@ export async function startControlPlaneServer(deps: {
       "bifrost.v1.ExecutionService": createExecutionService(edge, policy, {
         executions: stores.executions,
         queue: deps.queue,
+        marks,
         waiter: deps.waiter,
         log,
         sandboxView: (organizationId) => bootHints.get(organizationId),
         dataProviders: createDataProviderOptions({
           executions: stores.executions,
           queue: deps.queue,
+          marks,
           waiter: deps.waiter,
           log,
           workflows: stores.workflows,
@@ -173,4 +184,12 @@ export async function startControlPlaneServer(deps: {
     },
     { listen: deps.listen, log },
   );
+  return {
+    port: server.port,
+    async shutdown(graceMs) {
+      await server.shutdown(graceMs);
+      // The calls that published jobs are done: write their marks before the pool closes.
+      await marks.flush();
+    },
+  };
 }

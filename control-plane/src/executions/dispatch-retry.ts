@@ -27,7 +27,7 @@ export function startDispatchRetry(deps: {
     for (const row of await deps.executions.undispatched(deps.olderThanMs, 500)) {
       try {
         await deps.queue.publish({ executionId: row.id, organizationId: row.organization_id });
-        await deps.executions.markDispatched(row.id);
+        await deps.executions.markDispatched([row.id]);
         deps.log.info({ executionId: row.id }, "deferred dispatch published");
       } catch (error) {
         deps.log.warn({ err: error, executionId: row.id }, "deferred dispatch failed");

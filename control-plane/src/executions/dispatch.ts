@@ -1,5 +1,6 @@
 import type { SandboxBootHint } from "@bifrost/proto";
 import type { Logger } from "../log.js";
+import type { DispatchMarks } from "./dispatch-marks.js";
 import type { ExecutionRecord, ExecutionStatus, ExecutionStore } from "./execution-store.js";
 import { terminalStatuses } from "./execution-store.js";
 import type { ExecutionWaiter } from "./execution-waiter.js";
@@ -9,6 +10,8 @@ import type { JobQueue } from "./job-queue.js";
 export interface DispatchDeps {
   executions: ExecutionStore;
   queue: JobQueue;
+  /** Where a published job's execution is marked dispatched, in batches. */
+  marks: DispatchMarks;
   waiter: ExecutionWaiter;
   log: Logger;
 }
@@ -29,7 +32,7 @@ export async function dispatchExecution(
       organizationId: record.organizationId,
       ...(bootHint && { bootHint }),
     });
-    await deps.executions.markDispatched(record.id);
+    deps.marks.add(record.id);
   } catch (error) {
     deps.log.warn({ err: error, executionId: record.id }, "dispatch deferred");
   }

@@ -15,20 +15,16 @@ import {
 } from "../grpc/pagination.js";
 import { serverStream } from "../grpc/server-stream.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
-import type { Logger } from "../log.js";
 import { parseUuid } from "../scope.js";
 import type { DataProviderOptionsService } from "./data-provider-options.js";
-import { awaitExecution, dispatchExecution } from "./dispatch.js";
+import { awaitExecution, type DispatchDeps, dispatchExecution } from "./dispatch.js";
 import type {
   EventsSeen,
   ExecutionKind,
   ExecutionRecord,
   ExecutionStatus,
-  ExecutionStore,
 } from "./execution-store.js";
 import { terminalStatuses } from "./execution-store.js";
-import type { ExecutionWaiter } from "./execution-waiter.js";
-import type { JobQueue } from "./job-queue.js";
 import type { SandboxView } from "./sandbox-view.js";
 
 const statusToProto: Record<ExecutionStatus, ProtoStatus> = {
@@ -129,11 +125,7 @@ const watchPollMs = 200;
 export function createExecutionService(
   edge: EdgeDeps,
   policy: Policy,
-  deps: {
-    executions: ExecutionStore;
-    queue: JobQueue;
-    waiter: ExecutionWaiter;
-    log: Logger;
+  deps: DispatchDeps & {
     dataProviders: DataProviderOptionsService;
     /** Reads the organization's sandbox view for the jobs' boot hints (none without it). */
     sandboxView?: (organizationId: string) => Promise<SandboxView>;

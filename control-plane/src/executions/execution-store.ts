@@ -475,9 +475,12 @@ export function createExecutionStore(deps: {
       return rows.map((r) => r.id);
     },
 
-    /** Records that the execution's job is stored in JetStream (its publish was acknowledged). */
-    async markDispatched(id: string) {
-      await sql`update executions set dispatched_at = now() where id = ${id} and dispatched_at is null`;
+    /** Records that the executions' jobs are stored in JetStream (their publish was acknowledged). */
+    async markDispatched(ids: readonly string[]) {
+      if (ids.length === 0) return;
+      await sql`
+        update executions set dispatched_at = now()
+        where id = any(${ids as string[]}::uuid[]) and dispatched_at is null`;
     },
 
     /**

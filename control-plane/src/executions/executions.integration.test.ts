@@ -192,6 +192,32 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     }
   });
 
+  test("started executions of every organization are marked dispatched once their jobs are stored, without the start waiting for it", async () => {
+    const starts = await Promise.all(
+      [world.orgA.id, world.orgB.id, world.orgC.id].flatMap((org) =>
+        [1, 2, 3].map(() =>
+          world.as(world.keys.platformAdmin).executions.startExecution({
+            organizationId: org,
+            workflow: "onboard_user",
+            params: { email: "mark@x.test" },
+            waitForResult: false,
+            waitTimeoutSeconds: 0,
+          }),
+        ),
+      ),
+    );
+    const ids = starts.map((s) => s.execution?.id as string);
+    let unmarked = ids.length;
+    for (let i = 0; i < 100 && unmarked > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const [row] = await cp.sql<{ n: number }[]>`
+        select count(*)::int as n from executions
+        where id = any(${ids}::uuid[]) and dispatched_at is null`;
+      unmarked = row?.n ?? ids.length;
+    }
+    expect(unmarked).toBe(0);
+  });
+
   test("logs, checkpoints and variables are kept, with secret values redacted", async () => {
     const a = await start(world.keys.memberA, world.orgA.id, "onboard_user", {
       email: "logs@a.test",
