@@ -188,7 +188,10 @@ async function run(deno: DenoBaselines): Promise<void> {
   );
   ratio(`  with ${2 * parallelism} slots (comparison)`, undefined, platform.widerPerSecond);
   const p50Overhead = platform.sequential.p50 - raw.sequential.p50;
-  const share = platform.perSecond / raw.perSecond;
+  // The throughput target is judged against the better of the two raw measurements: a bare
+  // run slowed by other work on the machine during (a) must not make the platform look good.
+  const rawRate = Math.max(raw.perSecond, rawAgain.perSecond);
+  const share = platform.perSecond / rawRate;
   line(
     `reference, their figures on their machines: ${reference}; Bifrost here: ${ms(platform.sequential.p50).trim()} ms p50 end to end`,
   );
@@ -202,12 +205,17 @@ async function run(deno: DenoBaselines): Promise<void> {
     },
     {
       name: "throughput ≥ 60 % of raw parallel deno",
-      target: `≥ ${count(raw.perSecond * targets.throughputShare)}/s`,
+      target: `≥ ${count(rawRate * targets.throughputShare)}/s`,
       measured: `${count(platform.perSecond)}/s (${(100 * share).toFixed(0)} %)`,
       met: share >= targets.throughputShare,
     },
   ]);
-  printCpuBudget(baselines, platform);
+  if (rawRate !== raw.perSecond) {
+    line(
+      `(throughput judged against raw \`deno run\` measured after the platform, ${rawRate.toFixed(1)} runs/s: (a) measured ${raw.perSecond.toFixed(1)})`,
+    );
+  }
+  printCpuBudget(baselines, platform, rawRate);
 }
 
 /**
@@ -216,8 +224,12 @@ async function run(deno: DenoBaselines): Promise<void> {
  * measured share of that budget shows where a miss comes from, and how much of the budget the
  * sandboxed run alone, before any control plane, already takes.
  */
-function printCpuBudget(baselines: Record<BaselineName, Baseline>, platform: PlatformFigures) {
-  const targetRate = baselines.raw.perSecond * targets.throughputShare;
+function printCpuBudget(
+  baselines: Record<BaselineName, Baseline>,
+  platform: PlatformFigures,
+  rawRate: number,
+) {
+  const targetRate = rawRate * targets.throughputShare;
   const budget = (parallelism * 1000) / targetRate;
   console.log(
     `\nMachine CPU per execution against the throughput target's budget (${parallelism} CPUs × 1000 ms / ${count(targetRate)} per s = ${ms(budget).trim()} ms)`,
