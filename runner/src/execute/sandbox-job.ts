@@ -12,6 +12,7 @@ import { buildNetworkPolicy } from "../sandbox/network-policy.js";
 import type { ProcessLimits } from "../sandbox/resource-limits.js";
 import { buildSandboxCommand } from "../sandbox/sandbox-command.js";
 import {
+  emptyOutcome,
   type SandboxHost,
   type SandboxOutcome,
   type StartedSandbox,
@@ -38,19 +39,6 @@ export interface ExecutorDeps {
   /** Sandboxes started ahead of repeating jobs (prepared-sandboxes.ts); none if absent. */
   prepared?: PreparedSandboxes;
 }
-
-/** The sandbox's outcome as far as it is known when the SDK reported before the process ended. */
-const reportedOutcome: SandboxOutcome = {
-  exitCode: null,
-  signal: null,
-  timedOut: false,
-  cancelled: false,
-  outOfMemory: false,
-  tasksLimitReached: false,
-  outputTruncated: false,
-  outputFlooded: false,
-  durationMs: 0,
-};
 
 /** What a sandbox is started with, before its job is known: which tree, entry and network. */
 export interface SandboxBoot {
@@ -240,7 +228,8 @@ export async function bootSandboxJob(
       );
       const ended = await Promise.race([supervised, reported]);
       return {
-        sandbox: ended ?? { ...reportedOutcome, durationMs: Math.round(performance.now() - began) },
+        // Reported before the process ended: all that is known of the sandbox is its time.
+        sandbox: ended ?? { ...emptyOutcome(), durationMs: Math.round(performance.now() - began) },
         completion: channel.completion(),
         violation: channel.violation(),
         redactor: channel.redactor,

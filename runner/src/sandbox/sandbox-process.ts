@@ -296,7 +296,8 @@ export async function startSandboxed(options: StartSandboxedOptions): Promise<St
   };
 }
 
-function emptyOutcome(): SandboxOutcome {
+/** An outcome with nothing happened yet: no exit, no limit reached, no time spent. */
+export function emptyOutcome(): SandboxOutcome {
   return {
     exitCode: null,
     signal: null,
