@@ -1,6 +1,7 @@
 import { GitSyncStatus } from "@bifrost/proto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createTestRepository, type TestRepository } from "../testing/git-fixtures.js";
+import { scopeContents, syncBinding } from "../testing/git-scope.js";
 import { startGitSshServer, type TestGitSshServer } from "../testing/git-ssh-server.js";
 import type { ApiClients } from "../testing/grpc-clients.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
@@ -49,18 +50,9 @@ async function bindOverSsh(scope: ReturnType<typeof orgScope>, repo: TestReposit
   return binding?.id as string;
 }
 
-async function sync(id: string) {
-  const { sync: report } = await root.git.syncGitBinding({ id });
-  if (!report) throw new Error("the sync returned no report");
-  return report;
-}
+const sync = (id: string) => syncBinding(root, id);
 
-async function contentsOf(organizationId: string | null): Promise<Record<string, string>> {
-  const rows = await cp.sql<{ path: string; content: string }[]>`
-    select path, content from modules where organization_id is not distinct from ${organizationId}
-    order by path`;
-  return Object.fromEntries(rows.map((r) => [r.path, r.content]));
-}
+const contentsOf = (organizationId: string | null) => scopeContents(cp.sql, organizationId);
 
 /** A line of the key's base64 body: what any leak of the key would contain. */
 const keyMaterial = (key: string) => key.split("\n")[2] as string;

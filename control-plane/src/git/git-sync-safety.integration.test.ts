@@ -9,6 +9,7 @@ import {
   startGitHttpServer,
   type TestRepository,
 } from "../testing/git-fixtures.js";
+import { scopeContents, syncBinding } from "../testing/git-scope.js";
 import type { ApiClients } from "../testing/grpc-clients.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
@@ -73,18 +74,9 @@ async function bind(scope: ReturnType<typeof orgScope>, url: string, token?: str
   return { id: binding?.id as string, binding, webhookSecret };
 }
 
-async function sync(id: string) {
-  const { sync: report } = await root.git.syncGitBinding({ id });
-  if (!report) throw new Error("the sync returned no report");
-  return report;
-}
+const sync = (id: string) => syncBinding(root, id);
 
-async function contentsOf(organizationId: string | null): Promise<Record<string, string>> {
-  const rows = await cp.sql<{ path: string; content: string }[]>`
-    select path, content from modules where organization_id is not distinct from ${organizationId}
-    order by path`;
-  return Object.fromEntries(rows.map((r) => [r.path, r.content]));
-}
+const contentsOf = (organizationId: string | null) => scopeContents(cp.sql, organizationId);
 
 describe("a sync that cannot finish", () => {
   test.each(["throw", "terminate session"] as const)(

@@ -1,7 +1,8 @@
-import { GitSkipReason, type GitSync, GitSyncStatus } from "@bifrost/proto";
+import { GitSkipReason, GitSyncStatus } from "@bifrost/proto";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createTestRepository, type TestRepository } from "../testing/git-fixtures.js";
+import { syncBinding } from "../testing/git-scope.js";
 import type { ApiClients } from "../testing/grpc-clients.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
@@ -54,11 +55,7 @@ async function bind(
   return binding?.id as string;
 }
 
-async function sync(id: string): Promise<GitSync> {
-  const { sync: report } = await root.git.syncGitBinding({ id });
-  if (!report) throw new Error("the sync returned no report");
-  return report;
-}
+const sync = (id: string) => syncBinding(root, id);
 
 /** The scope's modules straight from PostgreSQL: path → content (and revision). */
 async function modulesOf(
