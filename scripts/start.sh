@@ -9,7 +9,13 @@ cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 bash scripts/system-packages.sh
-if [ ! -d node_modules ]; then npm ci; fi
+# Install when there is nothing installed, or when the lock file or a dependency patch
+# (patches/, applied by npm ci's postinstall) is newer than the last install.
+installed=node_modules/.package-lock.json
+if [ ! -f "$installed" ] || [ package-lock.json -nt "$installed" ] ||
+  [ -n "$(find patches -type f -newer "$installed" 2>/dev/null)" ]; then
+  npm ci
+fi
 npx tsc -b   # builds the SDK the sandbox mounts
 
 # .bifrost holds the sandbox work dirs, which the sandbox's uid must be able to traverse;
