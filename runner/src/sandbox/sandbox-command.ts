@@ -121,6 +121,11 @@ export function buildSandboxCommand(spec: SandboxCommandSpec): SandboxCommand {
   const fdArgs = [
     "--unshare-user",
     "--unshare-pid",
+    // Deno is pid 1 itself. With an init of its own, bubblewrap exits on the init's word
+    // without reaping it, orphaning one process per run to the host's pid 1 (a zombie per
+    // execution where that pid 1 reaps nothing, as a runner that is pid 1 of a container).
+    // Deno starts no processes (never --allow-run), so there is nothing for an init to reap.
+    "--as-pid-1",
     "--unshare-ipc",
     "--unshare-uts",
     "--unshare-cgroup-try",

@@ -105,8 +105,10 @@ await attempt("proc self environ", () => Deno.readTextFileSync("/proc/self/envir
     });
     expect(result.outcome.exitCode).toBe(0);
     expect(result.output).not.toContain("hunter2");
-    // bubblewrap's pid 1 keeps the environment it was started with: empty but for dash's PWD.
-    expect(lineFor(result, "pid1 environ names")).toBe("pid1 environ names: PWD");
+    // Deno itself is pid 1 (no bubblewrap init): its environment is the contract's, nothing else.
+    expect(lineFor(result, "pid1 environ names")).toBe(
+      "pid1 environ names: DENO_DIR,HOME,NO_COLOR,DENO_NO_UPDATE_CHECK,DENO_NO_PACKAGE_JSON,BIFROST_SOCKET,BIFROST_TOKEN,PWD",
+    );
     expect(lineFor(result, "pid1 cmdline has token")).toBe("pid1 cmdline has token: false");
     expect(lineFor(result, "database url")).toContain(
       'NotCapable: Requires env access to "BIFROST_DATABASE_URL"',

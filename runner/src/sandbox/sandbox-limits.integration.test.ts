@@ -138,6 +138,15 @@ Deno.stdout.writeSync(new TextEncoder().encode("no newline at the end"));`,
     expect(result.stdout).toEqual([]);
   });
 
+  test("the workflow is its sandbox's pid 1: bubblewrap leaves no init behind to orphan", async () => {
+    // With an init of its own, bubblewrap exits on the init's word without reaping it: each
+    // run would leave a process for the host's pid 1 to reap, and a zombie per execution
+    // where that pid 1 reaps nothing (a runner as pid 1 of a container).
+    const result = await fixture.run({ entry: "console.log(Deno.pid, Deno.ppid);" });
+    expect(result.outcome.exitCode).toBe(0);
+    expect(result.stdout).toEqual(["1 0"]);
+  });
+
   test("the exit code of the workflow process is passed through", async () => {
     const result = await fixture.run({ entry: "Deno.exit(7);" });
     expect(result.outcome).toMatchObject({ exitCode: 7, signal: null, outOfMemory: false });
