@@ -6,6 +6,7 @@ import { type BenchRunner, startBenchRunner } from "./bench-runner.js";
 import { type LatencySummary, summarize, timedPool } from "./bench-stats.js";
 import { cpuSince, cpuSnapshot, formatCpu } from "./cpu-usage.js";
 import { trivialWorkflow, trivialWorkflowName, trivialWorkflowPath } from "./deno-baselines.js";
+import { formatProcessCpu, processCpuSince, processCpuSnapshot } from "./process-cpu.js";
 
 /** How much to measure, and with what. */
 export interface PlatformSettings {
@@ -193,14 +194,17 @@ async function measureLoad(
   const { loadExecutions, loadInFlight } = settings;
   const before = new Set(runner.marks.keys());
   const cpu = await cpuSnapshot();
+  const byProgram = await processCpuSnapshot();
   const load = await timedPool(loadExecutions, loadInFlight, start);
   const used = await cpuSince(cpu, loadExecutions);
+  const usedByProgram = await processCpuSince(byProgram, loadExecutions);
   latencyRow(
     `${loadExecutions}, ${loadInFlight} in flight, 1 runner × ${runner.capacity} slots`,
     load.summary,
     note,
   );
   rateRow("  → executions/s", load.opsPerSecond, formatCpu(used));
+  line(`  machine CPU per execution by program, ms: ${formatProcessCpu(usedByProgram)}`);
   const loaded = [...runner.marks].filter(([id]) => !before.has(id)).map(([, marks]) => marks);
   const held = loaded.reduce((sum, m) => sum + ((m.handled ?? 0) - (m.delivered ?? 0)), 0);
   const sandboxed = loaded.reduce((sum, m) => sum + (m.sandboxMs ?? 0), 0);
