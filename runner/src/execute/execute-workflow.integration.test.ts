@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { builtSdkEntry } from "@bifrost/sdk/host";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { ExecutionServices } from "../channel/sdk-channel.js";
@@ -17,6 +17,7 @@ import {
 } from "./execute-workflow.js";
 import { createPreparedSandboxes } from "./prepared-sandboxes.js";
 import { type BootedSandbox, bootSandboxJob } from "./sandbox-job.js";
+import { bundleSdk } from "./sdk-bundle.js";
 
 // The same path in three scopes, and global workflows that import it by workspace path and
 // by relative import. Module state (a counter) shows whether anything survives between runs.
@@ -81,7 +82,7 @@ beforeAll(async () => {
     host: await createSandboxHost({ warn: () => {} }),
     deno: await locateDenoBinary(),
     bwrapPath: findExecutable("bwrap"),
-    sdkDir: dirname(builtSdkEntry()),
+    sdkDir: await bundleSdk(builtSdkEntry(), join(root, "sdk")),
     trees: { root: join(root, "trees"), fetchContent: async (hash) => contents.get(hash) ?? "" },
     denoDirs: join(root, "deno-dirs"),
     jobs: join(root, "jobs"),

@@ -11,6 +11,7 @@ import { defaultProcessLimits } from "../sandbox/resource-limits.js";
 import { createSandboxHost } from "../sandbox/sandbox-process.js";
 import { createPreparedSandboxes } from "./prepared-sandboxes.js";
 import type { ExecutorDeps } from "./sandbox-job.js";
+import { bundleSdk } from "./sdk-bundle.js";
 
 export { type DiscoverySpec, discoverModules } from "./discover-modules.js";
 export {
@@ -49,8 +50,8 @@ async function assertTraversable(dir: string): Promise<void> {
 }
 
 /**
- * Prepares a work directory (trees, per-org Deno caches, job dirs; traversable by the
- * sandbox's uid) and finds bwrap, Deno and the built SDK. `fetchContent` supplies module
+ * Prepares a work directory (trees, per-org Deno caches, job dirs, the SDK bundled into one
+ * module; traversable by the sandbox's uid) and finds bwrap, Deno and the built SDK. `fetchContent` supplies module
  * content by hash when a tree is materialized.
  */
 export async function createExecutorDeps(options: {
@@ -82,7 +83,7 @@ export async function createExecutorDeps(options: {
     }),
     deno: await locateDenoBinary(),
     bwrapPath,
-    sdkDir: dirname(builtSdkEntry()),
+    sdkDir: await bundleSdk(builtSdkEntry(), join(options.workDir, "sdk")),
     trees: { root: join(options.workDir, "trees"), fetchContent: options.fetchContent },
     denoDirs: join(options.workDir, "deno-dirs"),
     jobs: join(options.workDir, "jobs"),
