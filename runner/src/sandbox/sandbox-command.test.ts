@@ -59,6 +59,7 @@ describe("buildSandboxCommand", () => {
     for (const flag of [
       "--unshare-user",
       "--unshare-pid",
+      "--as-pid-1",
       "--unshare-ipc",
       "--unshare-uts",
       "--unshare-cgroup-try",
