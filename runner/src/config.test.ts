@@ -13,6 +13,25 @@ describe("runner configuration", () => {
     ).toBe(0);
   });
 
+  test("metrics are served on loopback by default, on any host:port asked for, or not at all", () => {
+    expect(loadRunnerConfig(required).metricsListen).toEqual({ host: "127.0.0.1", port: 9465 });
+    expect(
+      loadRunnerConfig({ ...required, BIFROST_RUNNER_METRICS_LISTEN: "0.0.0.0:9100" })
+        .metricsListen,
+    ).toEqual({ host: "0.0.0.0", port: 9100 });
+    expect(
+      loadRunnerConfig({ ...required, BIFROST_RUNNER_METRICS_LISTEN: "[::1]:9100" }).metricsListen,
+    ).toEqual({ host: "::1", port: 9100 });
+    expect(
+      loadRunnerConfig({ ...required, BIFROST_RUNNER_METRICS_LISTEN: "off" }).metricsListen,
+    ).toBeNull();
+    for (const bad of ["9465", "localhost:", "localhost:70000", "a b:1", "on"]) {
+      expect(() => loadRunnerConfig({ ...required, BIFROST_RUNNER_METRICS_LISTEN: bad })).toThrow(
+        `BIFROST_RUNNER_METRICS_LISTEN: ${JSON.stringify(bad)} must be host:port`,
+      );
+    }
+  });
+
   test("every bad variable is named at once", () => {
     expect(() =>
       loadRunnerConfig({

@@ -2,6 +2,8 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
 
+const listenPattern = /^([^\s:[\]]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/;
+
 const schema = z.object({
   // The control plane's gRPC address (host:port).
   BIFROST_CONTROL_PLANE: z
@@ -34,6 +36,18 @@ const schema = z.object({
   // Sandboxes started ahead of repeating jobs (an idle Deno, ~30 MB, each); 0 turns it off.
   // Default: one per slot.
   BIFROST_RUNNER_PREPARED_SANDBOXES: z.coerce.number().int().min(0).max(256).optional(),
+  // Where Prometheus metrics are served (GET /metrics), host:port; "off" serves none.
+  BIFROST_RUNNER_METRICS_LISTEN: z
+    .string()
+    .refine(
+      (value) =>
+        value === "off" || (listenPattern.test(value) && (parseListen(value)?.port ?? 0) <= 65535),
+      {
+        error: (issue) =>
+          `${JSON.stringify(issue.input)} must be host:port (e.g. 127.0.0.1:9465, [::1]:9465, 0.0.0.0:9465) or "off"`,
+      },
+    )
+    .default("127.0.0.1:9465"),
   BIFROST_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info"),
@@ -51,6 +65,8 @@ export interface RunnerConfig {
   workDir: string;
   heapLimitMb: number;
   preparedSandboxes: number;
+  /** Where metrics are served, or null for none. */
+  metricsListen: { host: string; port: number } | null;
   logLevel: string;
 }
 
@@ -74,6 +90,15 @@ export function loadRunnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerCo
     workDir: resolve(v.BIFROST_RUNNER_WORK_DIR),
     heapLimitMb: v.BIFROST_RUNNER_HEAP_MB,
     preparedSandboxes: v.BIFROST_RUNNER_PREPARED_SANDBOXES ?? v.BIFROST_RUNNER_CAPACITY,
+    metricsListen: parseListen(v.BIFROST_RUNNER_METRICS_LISTEN),
     logLevel: v.BIFROST_LOG_LEVEL,
   };
+}
+
+/** "host:port" or "[v6]:port" to its parts; "off" to null. */
+function parseListen(value: string): { host: string; port: number } | null {
+  if (value === "off") return null;
+  const colon = value.lastIndexOf(":");
+  const host = value.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+  return { host, port: Number(value.slice(colon + 1)) };
 }

@@ -8,6 +8,8 @@ import { startJobConsumer } from "./dispatch/job-consumer.js";
 import { createExecutorDeps } from "./execute/index.js";
 import { startHeartbeat } from "./jobs/heartbeat.js";
 import { createJobHandler } from "./jobs/job-handler.js";
+import { type MetricsServer, startMetricsServer } from "./metrics/metrics-server.js";
+import { createRunnerMetrics } from "./metrics/runner-metrics.js";
 
 let config: ReturnType<typeof loadRunnerConfig>;
 try {
@@ -41,14 +43,23 @@ try {
   } catch (error) {
     throw new Error(`cannot reach NATS at ${config.natsUrl}: ${(error as Error).message}`);
   }
+  // Slots in use are read from the consumer once it exists; until then none are.
+  let inFlight = () => 0;
+  const metrics = createRunnerMetrics({ capacity: config.capacity, busy: () => inFlight() });
+  // Before any job is taken: a runner that cannot serve its metrics fails to start, naming why.
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsListen) {
+    metricsServer = await startMetricsServer(metrics.registry, config.metricsListen);
+  }
   const consumer = await startJobConsumer({
     nc: nats,
     names: jobDispatchNames(config.natsPrefix),
     capacity: config.capacity,
     progressEveryMs: config.progressEveryMs,
-    handle: createJobHandler({ client, executor, runnerName: config.name, log }),
+    handle: createJobHandler({ client, executor, runnerName: config.name, log, metrics }),
     onError: (error) => log.error({ err: error }, "job consumer error"),
   });
+  inFlight = () => consumer.inFlight();
   const heartbeat = startHeartbeat({
     client,
     runnerName: config.name,
@@ -58,7 +69,12 @@ try {
     onError: (error) => log.warn({ err: error }, "heartbeat failed"),
   });
   log.info(
-    { name: config.name, capacity: config.capacity, controlPlane: config.controlPlane },
+    {
+      name: config.name,
+      capacity: config.capacity,
+      controlPlane: config.controlPlane,
+      metrics: metricsServer ? `http://${metricsServer.address}/metrics` : "off",
+    },
     "runner started",
   );
 
@@ -69,6 +85,7 @@ try {
     log.info({ signal, inFlight: consumer.inFlight() }, "draining: finishing executions in hand");
     await consumer.stop();
     heartbeat.stop();
+    await metricsServer?.close();
     client.close();
     await nats.drain();
     await executor.prepared?.close();

@@ -6,6 +6,7 @@ import {
   connectControlPlane,
   createJobHandler,
   type Heartbeat,
+  type RunnerMetrics,
   startHeartbeat,
   startJobConsumer,
 } from "@bifrost/runner/jobs";
@@ -24,12 +25,13 @@ export interface InProcessRunner {
 /**
  * Creates a runner identity (as `root`, a platform admin) and runs the runner's job loop
  * against the test control plane's stream, as runner/src/main.ts wires it, with a work dir
- * of its own. With `heartbeat`, it also announces itself (once a minute).
+ * of its own. With `heartbeat`, it also announces itself (once a minute); with `metrics`, the
+ * handler counts into them.
  */
 export async function startInProcessRunner(
   cp: TestControlPlane,
   root: ApiClients,
-  options: { name: string; capacity?: number; heartbeat?: boolean },
+  options: { name: string; capacity?: number; heartbeat?: boolean; metrics?: RunnerMetrics },
 ): Promise<InProcessRunner> {
   const capacity = options.capacity ?? 2;
   const { user } = await root.identity.createUser({
@@ -63,6 +65,7 @@ export async function startInProcessRunner(
       executor,
       runnerName: options.name,
       log: { info: () => {}, error: () => {} },
+      ...(options.metrics && { metrics: options.metrics }),
     }),
   });
   const heartbeat: Heartbeat | undefined = options.heartbeat

@@ -12,6 +12,7 @@ import {
   executeWorkflow,
   executionBoot,
 } from "../execute/index.js";
+import type { RunnerMetrics } from "../metrics/runner-metrics.js";
 import { validateNetworkHost } from "../sandbox/network-policy.js";
 
 /** Why a declared host is refused, or undefined when it is fine. */
@@ -88,6 +89,8 @@ export function createJobHandler(deps: {
   executor: ExecutorDeps;
   runnerName: string;
   log: RunnerLog;
+  /** Counts outcomes and timings for the runner's metrics endpoint, when it has one. */
+  metrics?: RunnerMetrics;
 }): (delivery: JobDelivery) => Promise<JobDisposition> {
   const { client } = deps;
   // The sandbox starts while the claim is on its way, when the job says how and the tree is
@@ -97,7 +100,10 @@ export function createJobHandler(deps: {
     const early = startEarly(deps.executor, job);
     const handover = { done: false };
     try {
-      return await handle(job, attempt, early, handover);
+      return await handle(job, attempt, early, handover, performance.now());
+    } catch (error) {
+      deps.metrics?.handlerFailed();
+      throw error;
     } finally {
       if (!handover.done) discardEarly(early);
     }
@@ -108,13 +114,17 @@ export function createJobHandler(deps: {
     attempt: number,
     early: EarlySandbox | undefined,
     handover: { done: boolean },
+    delivered: number,
   ): Promise<JobDisposition> {
     const claim = await client.claimExecution({
       executionId: job.executionId,
       attempt,
       runnerName: deps.runnerName,
     });
-    if (!claim.claimed) return { kind: "ack" };
+    if (!claim.claimed) {
+      deps.metrics?.notClaimed();
+      return { kind: "ack" };
+    }
     const token = claim.executionToken;
     const log = { executionId: job.executionId, organizationId: claim.organizationId, attempt };
     deps.log.info(log, "execution claimed");
@@ -230,6 +240,12 @@ export function createJobHandler(deps: {
             retryable: false,
           },
         });
+        deps.metrics?.finished({
+          status: "failed",
+          errorKind: "invalid_network",
+          heldMs: performance.now() - delivered,
+          sandboxMs: 0,
+        });
         return { kind: "ack" };
       }
       handover.done = true;
@@ -267,6 +283,13 @@ export function createJobHandler(deps: {
       status: statusOf[outcome.status],
       result: outcome.status === "succeeded" ? outcome.result : undefined,
       error: outcome.status === "succeeded" ? undefined : outcome.error,
+    });
+    deps.metrics?.finished({
+      status: outcome.status,
+      ...(outcome.status !== "succeeded" && { errorKind: outcome.error.kind }),
+      ...(outcome.started && { started: outcome.started }),
+      heldMs: performance.now() - delivered,
+      sandboxMs: outcome.sandbox.durationMs,
     });
     deps.log.info(
       {

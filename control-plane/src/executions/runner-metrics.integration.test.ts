@@ -1,0 +1,125 @@
+import { ExecutionStatus } from "@bifrost/proto";
+import {
+  createRunnerMetrics,
+  type MetricsServer,
+  type RunnerMetrics,
+  startMetricsServer,
+} from "@bifrost/runner/jobs";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
+import { type InProcessRunner, startInProcessRunner } from "../testing/in-process-runner.js";
+import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
+import { globalScope, orgScope } from "../testing/wire.js";
+
+// A runner's metrics endpoint, scraped over HTTP after real executions of two organizations
+// and one that falls back to global: the counts add up, and nothing of any tenant (ids,
+// names, workflows, modules, results, messages) appears in what an operator scrapes.
+
+let cp: TestControlPlane;
+let world: TenancyWorld;
+let runner: InProcessRunner;
+let metrics: RunnerMetrics;
+let server: MetricsServer;
+
+beforeAll(async () => {
+  cp = await startTestControlPlane();
+  world = await createTenancyWorld(cp);
+  const root = world.as(world.keys.platformAdmin);
+  const who = (name: string) => `export const who = ${JSON.stringify(name)};`;
+  await root.modules.putModule({
+    scope: globalScope,
+    path: "shared/who.ts",
+    content: who("global-who"),
+  });
+  await root.modules.putModule({
+    scope: orgScope(world.orgA.id),
+    path: "shared/who.ts",
+    content: who("org-a-who"),
+  });
+  await root.modules.putModule({
+    scope: globalScope,
+    path: "workflows/greet_tenant.ts",
+    content: `import { workflow } from "bifrost";
+import { who } from "shared/who.ts";
+export const greet = workflow({ name: "greet_tenant" }, (_params, ctx) => ({ who, org: ctx.organization.name }));`,
+  });
+  await root.modules.putModule({
+    scope: orgScope(world.orgB.id),
+    path: "workflows/b_only_broken.ts",
+    content: `import { UserError, workflow } from "bifrost";
+export const broken = workflow({ name: "b_only_broken" }, () => { throw new UserError("org-b-private-failure"); });`,
+  });
+  await cp.discovery.drain();
+  metrics = createRunnerMetrics({ capacity: 2, busy: () => 0 });
+  server = await startMetricsServer(metrics.registry, { host: "127.0.0.1", port: 0 });
+  runner = await startInProcessRunner(cp, root, { name: "metrics-runner", metrics });
+});
+
+afterAll(async () => {
+  await runner?.stop();
+  await server?.close();
+  await cp?.close();
+});
+
+const run = async (organizationId: string, workflow: string) => {
+  const { execution } = await world.as(world.keys.platformAdmin).executions.startExecution({
+    organizationId,
+    workflow,
+    params: {},
+    waitForResult: true,
+    waitTimeoutSeconds: 60,
+  });
+  return execution;
+};
+
+function sample(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe("a runner's metrics endpoint", () => {
+  test("counts each organization's executions by outcome and leaks no tenant", async () => {
+    const a = await run(world.orgA.id, "greet_tenant");
+    const b = await run(world.orgB.id, "b_only_broken");
+    const c = await run(world.orgC.id, "greet_tenant");
+    expect(a?.result).toEqual({ who: "org-a-who", org: "Org A" });
+    expect(b?.status).toBe(ExecutionStatus.EXECUTION_STATUS_FAILED);
+    expect(c?.result).toEqual({ who: "global-who", org: "Org C" });
+
+    const response = await fetch(`http://${server.address}/metrics`);
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(sample(text, 'bifrost_runner_executions_total{status="succeeded",reason="none"}')).toBe(
+      2,
+    );
+    expect(sample(text, 'bifrost_runner_executions_total{status="failed",reason="user"}')).toBe(1);
+    expect(
+      sample(text, 'bifrost_runner_execution_duration_seconds_count{status="succeeded"}'),
+    ).toBe(2);
+    expect(sample(text, "bifrost_runner_sandbox_duration_seconds_count")).toBe(3);
+    const starts = ["prepared", "early", "after_claim"].map(
+      (how) => sample(text, `bifrost_runner_sandbox_starts_total{how="${how}"}`) ?? 0,
+    );
+    expect(starts.reduce((x, y) => x + y, 0)).toBe(3);
+    expect(sample(text, "bifrost_runner_slots")).toBe(2);
+
+    for (const tenantData of [
+      world.orgA.id,
+      world.orgB.id,
+      world.orgC.id,
+      "Org A",
+      "Org B",
+      "Org C",
+      "greet_tenant",
+      "b_only_broken",
+      "shared/who",
+      "org-a-who",
+      "global-who",
+      "org-b-private-failure",
+      a?.id as string,
+      b?.id as string,
+    ]) {
+      expect(text).not.toContain(tenantData);
+    }
+  });
+});
