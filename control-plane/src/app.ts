@@ -24,6 +24,7 @@ import type { EdgeDeps } from "./grpc/unary.js";
 import { createIdentityService } from "./identity/identity-service.js";
 import { createIdentityStore, type IdentityStore } from "./identity/identity-store.js";
 import type { Logger } from "./log.js";
+import type { ControlPlaneMetrics } from "./metrics/control-plane-metrics.js";
 import { createModuleCache } from "./modules/module-cache.js";
 import { createModuleService } from "./modules/module-service.js";
 import { createModuleStore, type ModuleStore } from "./modules/module-store.js";
@@ -113,9 +114,15 @@ export async function startControlPlaneServer(deps: {
   waiter: ExecutionWaiter;
   /** Git bindings: the syncer and the rules repository URLs must follow. */
   git: { syncer: GitSyncer; rules: RepositoryUrlRules; minPollSeconds: number };
+  /** Counts every RPC by method and status code, when metrics are served. */
+  metrics?: ControlPlaneMetrics;
 }): Promise<GrpcServer> {
   const { sql, stores, log } = deps;
-  const edge: EdgeDeps = { identity: stores.identity, log };
+  const edge: EdgeDeps = {
+    identity: stores.identity,
+    log,
+    ...(deps.metrics && { observe: deps.metrics.rpc }),
+  };
   const bootHints = createBootHintViews(
     (organizationId) =>
       sandboxView({ modules: stores.modules, config: stores.config }, organizationId),

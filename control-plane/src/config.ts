@@ -59,6 +59,12 @@ const schema = z.object({
   BIFROST_JOB_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
   // Working directory for sandbox trees, per-organization Deno caches and job files.
   BIFROST_WORK_DIR: z.string().min(1).default(".bifrost/work"),
+  // host:port where Prometheus metrics are served (GET /metrics), or "off". Loopback by
+  // default: metrics are read without credentials; expose them to the scraper deliberately.
+  BIFROST_METRICS_LISTEN: z
+    .string()
+    .regex(/^off$|^[^\s:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/, 'must be host:port or "off"')
+    .default("127.0.0.1:9464"),
   // host:port of the HTTP listener for git push webhooks (POST /hooks/git/{binding id}).
   BIFROST_HTTP_LISTEN: z
     .string()
@@ -106,6 +112,8 @@ export interface Config {
   jobMaxDeliver: number;
   jobAckWaitMs: number;
   httpListen: string;
+  /** host:port where metrics are served, or null for none. */
+  metricsListen: string | null;
   git: {
     allowedSchemes: GitScheme[];
     allowPrivateHosts: boolean;
@@ -175,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobMaxDeliver: vars.BIFROST_JOB_MAX_DELIVER,
     jobAckWaitMs: vars.BIFROST_JOB_ACK_WAIT_MS,
     httpListen: vars.BIFROST_HTTP_LISTEN,
+    metricsListen: vars.BIFROST_METRICS_LISTEN === "off" ? null : vars.BIFROST_METRICS_LISTEN,
     git: {
       allowedSchemes: [...new Set(vars.BIFROST_GIT_ALLOWED_SCHEMES.split(",") as GitScheme[])],
       allowPrivateHosts: vars.BIFROST_GIT_ALLOW_PRIVATE_HOSTS === "true",

@@ -1,6 +1,7 @@
 // The control plane's composition root: the only module with side effects at import time.
 import { join } from "node:path";
 import { jobDispatchNames } from "@bifrost/proto";
+import { startMetricsServer } from "@bifrost/runner/metrics";
 import { createStores, startControlPlaneServer } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { migrate } from "./db/migrate.js";
@@ -14,6 +15,7 @@ import { createGitSyncer } from "./git/git-sync.js";
 import { startWebhookServer } from "./git/webhook-server.js";
 import { bootstrapPlatformAdmin, bootstrapRunnerKey } from "./identity/bootstrap.js";
 import { createLogger } from "./log.js";
+import { createControlPlaneMetrics } from "./metrics/control-plane-metrics.js";
 import { connectNats } from "./nats.js";
 import { connectRedis } from "./redis.js";
 import { createDiscoveryWorker } from "./workflows/discovery-worker.js";
@@ -122,6 +124,12 @@ try {
     settings: { ...config.git, workDir: config.workDir, moduleMaxBytes: config.moduleMaxBytes },
     onModulesChanged: () => discovery.notify(),
   });
+  // Served before the API is, so a control plane that cannot serve them fails to start.
+  const metrics = createControlPlaneMetrics({ sql });
+  const metricsServer = config.metricsListen
+    ? await startMetricsServer(metrics.registry, config.metricsListen)
+    : undefined;
+  if (metricsServer) log.info({ address: metricsServer.address }, "metrics served at /metrics");
   const server = await startControlPlaneServer({
     sql,
     stores,
@@ -131,6 +139,7 @@ try {
     queue,
     waiter,
     git: { syncer: gitSyncer, rules: config.git, minPollSeconds: config.git.minPollSeconds },
+    metrics,
   });
   const webhooks = await startWebhookServer({
     listen: config.httpListen,
@@ -155,6 +164,7 @@ try {
     await server.shutdown(config.shutdownGraceMs);
     await poller.stop();
     await webhooks.close();
+    await metricsServer?.close();
     await dispatchRetry.stop();
     await discovery.stop();
     await discoverer.close();

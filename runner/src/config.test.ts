@@ -14,14 +14,14 @@ describe("runner configuration", () => {
   });
 
   test("metrics are served on loopback by default, on any host:port asked for, or not at all", () => {
-    expect(loadRunnerConfig(required).metricsListen).toEqual({ host: "127.0.0.1", port: 9465 });
+    expect(loadRunnerConfig(required).metricsListen).toBe("127.0.0.1:9465");
     expect(
       loadRunnerConfig({ ...required, BIFROST_RUNNER_METRICS_LISTEN: "0.0.0.0:9100" })
         .metricsListen,
-    ).toEqual({ host: "0.0.0.0", port: 9100 });
+    ).toBe("0.0.0.0:9100");
     expect(
       loadRunnerConfig({ ...required, BIFROST_RUNNER_METRICS_LISTEN: "[::1]:9100" }).metricsListen,
-    ).toEqual({ host: "::1", port: 9100 });
+    ).toBe("[::1]:9100");
     expect(
       loadRunnerConfig({ ...required, BIFROST_RUNNER_METRICS_LISTEN: "off" }).metricsListen,
     ).toBeNull();

@@ -41,7 +41,8 @@ const schema = z.object({
     .string()
     .refine(
       (value) =>
-        value === "off" || (listenPattern.test(value) && (parseListen(value)?.port ?? 0) <= 65535),
+        value === "off" ||
+        (listenPattern.test(value) && Number(value.slice(value.lastIndexOf(":") + 1)) <= 65535),
       {
         error: (issue) =>
           `${JSON.stringify(issue.input)} must be host:port (e.g. 127.0.0.1:9465, [::1]:9465, 0.0.0.0:9465) or "off"`,
@@ -65,8 +66,8 @@ export interface RunnerConfig {
   workDir: string;
   heapLimitMb: number;
   preparedSandboxes: number;
-  /** Where metrics are served, or null for none. */
-  metricsListen: { host: string; port: number } | null;
+  /** host:port where metrics are served, or null for none. */
+  metricsListen: string | null;
   logLevel: string;
 }
 
@@ -90,15 +91,8 @@ export function loadRunnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerCo
     workDir: resolve(v.BIFROST_RUNNER_WORK_DIR),
     heapLimitMb: v.BIFROST_RUNNER_HEAP_MB,
     preparedSandboxes: v.BIFROST_RUNNER_PREPARED_SANDBOXES ?? v.BIFROST_RUNNER_CAPACITY,
-    metricsListen: parseListen(v.BIFROST_RUNNER_METRICS_LISTEN),
+    metricsListen:
+      v.BIFROST_RUNNER_METRICS_LISTEN === "off" ? null : v.BIFROST_RUNNER_METRICS_LISTEN,
     logLevel: v.BIFROST_LOG_LEVEL,
   };
-}
-
-/** "host:port" or "[v6]:port" to its parts; "off" to null. */
-function parseListen(value: string): { host: string; port: number } | null {
-  if (value === "off") return null;
-  const colon = value.lastIndexOf(":");
-  const host = value.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
-  return { host, port: Number(value.slice(colon + 1)) };
 }

@@ -4,7 +4,7 @@ import {
   type MetricsServer,
   type RunnerMetrics,
   startMetricsServer,
-} from "@bifrost/runner/jobs";
+} from "@bifrost/runner/metrics";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { type InProcessRunner, startInProcessRunner } from "../testing/in-process-runner.js";
@@ -51,7 +51,7 @@ export const broken = workflow({ name: "b_only_broken" }, () => { throw new User
   });
   await cp.discovery.drain();
   metrics = createRunnerMetrics({ capacity: 2, busy: () => 0 });
-  server = await startMetricsServer(metrics.registry, { host: "127.0.0.1", port: 0 });
+  server = await startMetricsServer(metrics.registry, "127.0.0.1:0");
   runner = await startInProcessRunner(cp, root, { name: "metrics-runner", metrics });
 });
 

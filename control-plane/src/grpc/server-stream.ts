@@ -22,6 +22,9 @@ export function serverStream<Req, Res>(
   ) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
   return (call: ServerWritableStream<Req, Res>) => {
+    const started = process.hrtime.bigint();
+    const observe = (code: status) =>
+      deps.observe?.(method, code, Number(process.hrtime.bigint() - started) / 1e6);
     const abort = new AbortController();
     call.on("cancelled", () => abort.abort());
     const run = async () => {
@@ -41,9 +44,14 @@ export function serverStream<Req, Res>(
       });
     };
     run().then(
-      () => call.end(),
+      () => {
+        // A stream the client left ends as CANCELLED, as grpc-js reports it.
+        observe(abort.signal.aborted ? status.CANCELLED : status.OK);
+        call.end();
+      },
       (error: unknown) => {
         if (error instanceof AppError) {
+          observe(error.grpcStatus);
           call.emit("error", {
             code: error.grpcStatus,
             details: error.message,
@@ -52,6 +60,7 @@ export function serverStream<Req, Res>(
           return;
         }
         deps.log.error({ err: error, method }, "rpc failed");
+        observe(status.INTERNAL);
         call.emit("error", {
           code: status.INTERNAL,
           details: "internal error",

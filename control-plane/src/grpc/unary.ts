@@ -28,6 +28,8 @@ export type Rule<Req> = (request: Req, principal: Principal) => void | Promise<v
 export interface EdgeDeps {
   identity: IdentityStore;
   log: Logger;
+  /** Told of every RPC's end: its status code and how long it took (metrics). */
+  observe?: (method: string, code: status, durationMs: number) => void;
 }
 
 /**
@@ -60,19 +62,23 @@ export function unary<Req, Res>(
         log,
       });
     };
+    const elapsedMs = () => Number(process.hrtime.bigint() - started) / 1e6;
     run().then(
       (response) => {
-        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+        const durationMs = elapsedMs();
         deps.log.debug({ method, durationMs }, "rpc ok");
+        deps.observe?.(method, status.OK, durationMs);
         callback(null, response);
       },
       (error: unknown) => {
         if (error instanceof AppError) {
           deps.log.debug({ method, code: error.code, message: error.message }, "rpc refused");
+          deps.observe?.(method, error.grpcStatus, elapsedMs());
           callback({ code: error.grpcStatus, details: error.message, metadata: new Metadata() });
           return;
         }
         deps.log.error({ err: error, method }, "rpc failed");
+        deps.observe?.(method, status.INTERNAL, elapsedMs());
         callback({ code: status.INTERNAL, details: "internal error", metadata: new Metadata() });
       },
     );

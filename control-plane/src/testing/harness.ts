@@ -17,6 +17,10 @@ import { createGitSyncer, type GitSyncer, type GitSyncHooks } from "../git/git-s
 import type { GrpcServer } from "../grpc/server.js";
 import { bootstrapPlatformAdmin } from "../identity/bootstrap.js";
 import { createLogger } from "../log.js";
+import {
+  type ControlPlaneMetrics,
+  createControlPlaneMetrics,
+} from "../metrics/control-plane-metrics.js";
 import { connectNats } from "../nats.js";
 import { parseSecretKeyring } from "../secrets/secret-cipher.js";
 import { createDiscoveryWorker, type DiscoveryWorker } from "../workflows/discovery-worker.js";
@@ -47,6 +51,8 @@ export interface TestControlPlane {
   gitSyncer: GitSyncer;
   /** This instance's work directory (discovery trees, git mirrors). */
   workDir: string;
+  /** Its metrics, when started with `metrics: true` (counting every RPC). */
+  metrics?: ControlPlaneMetrics;
   /** Clients authenticating with the given key (undefined = no key). */
   api(apiKey: string | undefined): ApiClients;
   /**
@@ -92,6 +98,8 @@ export async function startTestControlPlane(
     gitHooks?: GitSyncHooks;
     /** NATS to use instead of the shared server (a test that restarts its own). */
     natsUrl?: string;
+    /** Count every RPC into `metrics`, as the control plane process does. */
+    metrics?: boolean;
   } = {},
 ): Promise<TestControlPlane> {
   const name = `${inject("testDatabasePrefix")}${randomBytes(6).toString("hex")}`;
@@ -124,6 +132,7 @@ export async function startTestControlPlane(
       grpcListen: "127.0.0.1:0",
     },
   });
+  const metrics = options.metrics ? createControlPlaneMetrics({ sql }) : undefined;
   const bootstrap = await bootstrapPlatformAdmin(sql, stores.identity, {
     email: "admin@test.local",
     presetKey: undefined,
@@ -182,6 +191,7 @@ export async function startTestControlPlane(
       queue,
       waiter,
       git: { syncer: gitSyncer, rules: testGitSettings, minPollSeconds: 1 },
+      ...(metrics && { metrics }),
     });
     return {
       nats,
@@ -207,6 +217,7 @@ export async function startTestControlPlane(
     databaseUrl,
     adminKey: bootstrap.secret,
     discovery,
+    ...(metrics && { metrics }),
     gitSyncer,
     workDir,
     dispatch,

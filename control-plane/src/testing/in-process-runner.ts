@@ -6,10 +6,10 @@ import {
   connectControlPlane,
   createJobHandler,
   type Heartbeat,
-  type RunnerMetrics,
   startHeartbeat,
   startJobConsumer,
 } from "@bifrost/runner/jobs";
+import type { RunnerMetrics } from "@bifrost/runner/metrics";
 import { connect } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import type { ApiClients } from "./grpc-clients.js";

@@ -10,14 +10,18 @@ export interface MetricsServer {
 }
 
 /**
- * Serves `registry` as Prometheus text at GET /metrics and nothing else. Metrics are read
- * without credentials, as Prometheus scrapes them, so the endpoint listens on loopback by
- * default; the metrics themselves carry no tenant data (runner-metrics.ts).
+ * Serves `registry` as Prometheus text at GET /metrics and nothing else, on `listen`
+ * ("host:port", "[v6]:port"; port 0 lets the OS choose). Metrics are read without
+ * credentials, as Prometheus scrapes them, so the runner and the control plane listen on
+ * loopback by default; the metrics themselves carry no tenant data.
  */
 export async function startMetricsServer(
   registry: Registry,
-  listen: { host: string; port: number },
+  listen: string,
 ): Promise<MetricsServer> {
+  const at = listen.lastIndexOf(":");
+  const host = listen.slice(0, at).replace(/^\[|\]$/g, "");
+  const port = Number(listen.slice(at + 1));
   const server = createServer((request, response) => {
     const path = (request.url ?? "").split("?")[0];
     if (path !== "/metrics") {
@@ -40,16 +44,16 @@ export async function startMetricsServer(
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(listen.port, listen.host, () => {
+    server.listen(port, host, () => {
       server.off("error", reject);
       resolve();
     });
   }).catch((error: Error) => {
-    throw new Error(`cannot serve metrics on ${listen.host}:${listen.port}: ${error.message}`);
+    throw new Error(`cannot serve metrics on ${listen}: ${error.message}`);
   });
-  const { address, port } = server.address() as AddressInfo;
+  const bound = server.address() as AddressInfo;
   return {
-    address: `${address.includes(":") ? `[${address}]` : address}:${port}`,
+    address: `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

@@ -108,7 +108,7 @@ describe("runner metrics", () => {
 describe("the metrics endpoint", () => {
   test("serves GET /metrics as Prometheus text, and nothing else", async () => {
     const metrics = createRunnerMetrics({ capacity: 2, busy: () => 0 });
-    const server = await startMetricsServer(metrics.registry, { host: "127.0.0.1", port: 0 });
+    const server = await startMetricsServer(metrics.registry, "127.0.0.1:0");
     servers.push(server);
     const base = `http://${server.address}`;
     const ok = await fetch(`${base}/metrics`);
@@ -126,10 +126,10 @@ describe("the metrics endpoint", () => {
 
   test("a port in use is refused at start, naming the address", async () => {
     const metrics = createRunnerMetrics({ capacity: 1, busy: () => 0 });
-    const first = await startMetricsServer(metrics.registry, { host: "127.0.0.1", port: 0 });
+    const first = await startMetricsServer(metrics.registry, "127.0.0.1:0");
     servers.push(first);
     const port = Number(first.address.split(":").pop());
-    await expect(startMetricsServer(metrics.registry, { host: "127.0.0.1", port })).rejects.toThrow(
+    await expect(startMetricsServer(metrics.registry, `127.0.0.1:${port}`)).rejects.toThrow(
       `cannot serve metrics on 127.0.0.1:${port}: listen EADDRINUSE`,
     );
   });

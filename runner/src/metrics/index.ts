@@ -1,0 +1,6 @@
+/**
+ * Prometheus metrics, as a library: the runner's own, and the endpoint that serves a registry
+ * (the control plane serves its registry with it too).
+ */
+export { type MetricsServer, startMetricsServer } from "./metrics-server.js";
+export { createRunnerMetrics, type RunnerMetrics } from "./runner-metrics.js";
