@@ -67,6 +67,16 @@ describe("loadConfig", () => {
     expect(config.secretKeyring.activeKeyId).toBe("k2");
   });
 
+  test("metrics are served on loopback by default, where asked, or not at all", () => {
+    expect(loadConfig(minimal).metricsListen).toBe("127.0.0.1:9464");
+    expect(loadConfig({ ...minimal, BIFROST_METRICS_LISTEN: "[::]:9100" }).metricsListen).toBe(
+      "[::]:9100",
+    );
+    expect(loadConfig({ ...minimal, BIFROST_METRICS_LISTEN: "off" }).metricsListen).toBeNull();
+    const error = configError({ ...minimal, BIFROST_METRICS_LISTEN: "9464" });
+    expect(error.problems.join("\n")).toMatch(/BIFROST_METRICS_LISTEN: must be host:port or "off"/);
+  });
+
   test("ignores variables it does not know", () => {
     expect(() => loadConfig({ ...minimal, PATH: "/bin", BIFROST_UNUSED: "x" })).not.toThrow();
   });
