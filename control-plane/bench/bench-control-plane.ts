@@ -16,6 +16,7 @@ import { createGitSyncer, type GitSyncer } from "../src/git/git-sync.js";
 import type { GrpcServer } from "../src/grpc/server.js";
 import { bootstrapPlatformAdmin } from "../src/identity/bootstrap.js";
 import { createLogger, type Logger } from "../src/log.js";
+import { createControlPlaneMetrics } from "../src/metrics/control-plane-metrics.js";
 import { connectNats } from "../src/nats.js";
 import { connectRedis } from "../src/redis.js";
 import { parseSecretKeyring } from "../src/secrets/secret-cipher.js";
@@ -228,6 +229,8 @@ async function startServer(deps: {
       },
     },
     waiter,
+    // Counted as the control plane process counts them (metrics are on by default).
+    metrics: createControlPlaneMetrics({ sql }),
   });
   closers.push(() => server.shutdown(1000));
   return {

@@ -9,6 +9,7 @@ import {
   createJobHandler,
   startJobConsumer,
 } from "@bifrost/runner/jobs";
+import { createRunnerMetrics } from "@bifrost/runner/metrics";
 import { connect } from "@nats-io/transport-node";
 
 /**
@@ -125,6 +126,8 @@ export async function startBenchRunner(options: {
     client: timed,
     executor,
     runnerName: "bench-runner",
+    // Counted as the runner process counts them (metrics are on by default).
+    metrics: createRunnerMetrics({ capacity: options.capacity, busy: () => 0 }),
     log: {
       info(fields, message) {
         if (message === "execution finished" && typeof fields.executionId === "string") {
