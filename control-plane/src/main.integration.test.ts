@@ -66,6 +66,8 @@ const databaseUrl = () => {
 };
 
 const baseEnv = () => ({
+  // A port of the OS's choosing: other test files start control planes at the same time.
+  BIFROST_METRICS_LISTEN: "127.0.0.1:0",
   BIFROST_DATABASE_URL: databaseUrl(),
   BIFROST_REDIS_URL: inject("redisUrl"),
   BIFROST_REDIS_KEY_PREFIX: `bifrost-test:${database}:`,
@@ -103,6 +105,15 @@ describe("the control plane process", () => {
       ),
     ).toBe("SERVING");
     pool.close();
+    // Its metrics count the calls above, served where its log says.
+    const metricsAt = /"address":"([^"]+)","msg":"metrics served at \/metrics"/.exec(
+      first.stdout(),
+    )?.[1];
+    expect(metricsAt, first.stdout()).toBeDefined();
+    const metrics = await (await fetch(`http://${metricsAt}/metrics`)).text();
+    expect(metrics).toContain(
+      'bifrost_grpc_server_handled_total{method="GetCurrentPrincipal",code="OK"} 1',
+    );
 
     first.child.kill("SIGTERM");
     expect(await first.exited).toBe(0);

@@ -79,7 +79,7 @@ test("a runner process SIGKILLed mid-execution takes its sandboxes with it, and 
   await killRunner(first);
   expect(await first.exited).toBeNull();
 
-  await runner("runner-2");
+  const second = await runner("runner-2");
   const endedA = await fixture.waitForEnd(a);
   const endedB = await fixture.waitForEnd(b);
   for (const [ended, org, n] of [
@@ -93,6 +93,9 @@ test("a runner process SIGKILLed mid-execution takes its sandboxes with it, and 
     // Each attempt's workflow logged once: the killed one and the one that finished.
     expect(ended.logs.filter((log) => log.message === "napping")).toHaveLength(2);
   }
+  // The runner that finished them counts both on its metrics endpoint.
+  const metrics = await (await fetch(second.metricsUrl as string)).text();
+  expect(metrics).toContain('bifrost_runner_executions_total{status="succeeded",reason="none"} 2');
 });
 
 test("executions whose runner processes are SIGKILLed on every allowed delivery end failed as lost, saying why", async () => {

@@ -9,6 +9,8 @@ const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 export interface RunnerProcess {
   name: string;
   pid: number;
+  /** Its metrics endpoint, as its "runner started" line names it. */
+  metricsUrl: string | undefined;
   /** Everything the process wrote so far (its JSON log lines). */
   output(): string;
   /** Resolves with the exit code (null when killed by a signal). */
@@ -48,6 +50,8 @@ export async function startRunnerProcess(options: {
         BIFROST_RUNNER_WORK_DIR: options.workDir,
         BIFROST_RUNNER_CAPACITY: String(options.capacity ?? 4),
         BIFROST_RUNNER_PROGRESS_MS: "200",
+        // A port of the OS's choosing: test files run runners at once.
+        BIFROST_RUNNER_METRICS_LISTEN: "127.0.0.1:0",
         BIFROST_LOG_LEVEL: "info",
       },
       stdio: ["ignore", "pipe", "pipe"],
@@ -74,9 +78,11 @@ export async function startRunnerProcess(options: {
     child.kill("SIGKILL");
     throw new Error(`runner ${options.name} did not start:\n${output}`);
   }
+  const metricsUrl = /"metrics":"(http:\/\/[^"]+)"/.exec(output)?.[1];
   return {
     name: options.name,
     pid,
+    metricsUrl,
     output: () => output,
     exited,
     descendants: () => descendantsOf(pid),
