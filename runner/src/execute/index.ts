@@ -11,7 +11,7 @@ import { defaultProcessLimits } from "../sandbox/resource-limits.js";
 import { createSandboxHost } from "../sandbox/sandbox-process.js";
 import { createPreparedSandboxes } from "./prepared-sandboxes.js";
 import type { ExecutorDeps } from "./sandbox-job.js";
-import { bundleSdk } from "./sdk-bundle.js";
+import { prepareSdkDir } from "./sdk-bundle.js";
 
 export { type DiscoverySpec, discoverModules } from "./discover-modules.js";
 export {
@@ -83,7 +83,9 @@ export async function createExecutorDeps(options: {
     }),
     deno: await locateDenoBinary(),
     bwrapPath,
-    sdkDir: await bundleSdk(builtSdkEntry(), join(options.workDir, "sdk")),
+    sdkDir: await prepareSdkDir(builtSdkEntry(), join(options.workDir, "sdk"), (fields, message) =>
+      options.logger.warn(fields, message),
+    ),
     trees: { root: join(options.workDir, "trees"), fetchContent: options.fetchContent },
     denoDirs: join(options.workDir, "deno-dirs"),
     jobs: join(options.workDir, "jobs"),

@@ -1,12 +1,12 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { builtSdkEntry } from "@bifrost/sdk/host";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { locateDenoBinary } from "../sandbox/deno-binary.js";
-import { bundleSdk } from "./sdk-bundle.js";
+import { bundleSdk, prepareSdkDir } from "./sdk-bundle.js";
 
 const run = promisify(execFile);
 let root: string;
@@ -52,5 +52,22 @@ describe("the SDK bundle", () => {
     await bundleSdk(builtSdkEntry(), dir);
     expect(await readdir(dir)).toEqual(["mod.js"]);
     expect(await readFile(join(dir, "mod.js"), "utf8")).toBe(first);
+  });
+
+  test("the runner mounts the bundle, or the SDK's own modules with a warning when bundling fails", async () => {
+    const warnings: string[] = [];
+    const warn = (_fields: Record<string, unknown>, message: string) => warnings.push(message);
+    const bundled = await prepareSdkDir(builtSdkEntry(), join(root, "prepared"), warn);
+    expect(bundled).toBe(join(root, "prepared"));
+    expect(warnings).toEqual([]);
+
+    const broken = join(root, "broken-sdk");
+    await mkdir(broken);
+    await writeFile(join(broken, "mod.js"), 'export { missing } from "./nowhere.js";\n');
+    expect(await prepareSdkDir(join(broken, "mod.js"), join(root, "unbundled"), warn)).toBe(broken);
+    expect(warnings).toEqual([
+      "could not bundle the SDK into one module; sandboxes load its modules one by one (slower)",
+    ]);
+    await expect(readdir(join(root, "unbundled"))).rejects.toThrow(/ENOENT/);
   });
 });
