@@ -1,8 +1,10 @@
 import { startMetricsServer } from "@bifrost/runner/metrics";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
 import { globalScope, orgScope } from "../testing/wire.js";
+import { createControlPlaneMetrics } from "./control-plane-metrics.js";
 
 // The control plane's metrics endpoint, scraped over HTTP after calls of two organizations'
 // users, a platform admin and a caller with no key: every RPC is counted by method and status
@@ -112,6 +114,26 @@ describe("the control plane's metrics endpoint", () => {
       world.keys.adminA.split("_")[1] as string,
     ]) {
       expect(text).not.toContain(tenantData);
+    }
+  });
+
+  test("with the database away a scrape still answers, leaving the execution counts out", async () => {
+    const away = postgres("postgres://postgres@127.0.0.1:1/bifrost", {
+      max: 1,
+      connect_timeout: 2,
+      onnotice: () => {},
+    });
+    try {
+      const metrics = createControlPlaneMetrics({ sql: away });
+      metrics.rpc("GetExecution", 0, 3);
+      const text = await metrics.registry.metrics();
+      expect(text).toContain(
+        'bifrost_grpc_server_handled_total{method="GetExecution",code="OK"} 1',
+      );
+      expect(text).toContain("bifrost_control_plane_process_cpu_seconds_total");
+      expect(text).not.toContain("bifrost_executions_active{");
+    } finally {
+      await away.end({ timeout: 1 });
     }
   });
 });

@@ -47,9 +47,13 @@ export function createControlPlaneMetrics(options: { sql: Sql }): ControlPlaneMe
     registers: [registry],
     async collect() {
       // The partial index executions_active_idx answers this without reading finished rows.
+      // With the database away the series are left out rather than failing the whole scrape
+      // (the process metrics still matter then) or repeating numbers that are no longer true.
       const rows = await options.sql<{ status: string; count: string }[]>`
         SELECT status, count(*) AS count FROM executions
-        WHERE status IN ('queued', 'running') GROUP BY status`;
+        WHERE status IN ('queued', 'running') GROUP BY status`.catch(() => undefined);
+      this.reset();
+      if (!rows) return;
       const counts = new Map(rows.map((row) => [row.status, Number(row.count)]));
       for (const status of ["queued", "running"]) {
         this.labels({ status }).set(counts.get(status) ?? 0);
