@@ -45,7 +45,11 @@ try {
   }
   // Slots in use are read from the consumer once it exists; until then none are.
   let inFlight = () => 0;
-  const metrics = createRunnerMetrics({ capacity: config.capacity, busy: () => inFlight() });
+  const metrics = createRunnerMetrics({
+    capacity: config.capacity,
+    busy: () => inFlight(),
+    ...(executor.prepared && { prepared: executor.prepared }),
+  });
   // Before any job is taken: a runner that cannot serve its metrics fails to start, naming why.
   let metricsServer: MetricsServer | undefined;
   if (config.metricsListen) {

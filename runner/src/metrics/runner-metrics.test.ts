@@ -86,6 +86,31 @@ describe("runner metrics", () => {
     expect(text).not.toContain("forged");
   });
 
+  test("follow the sandboxes prepared ahead: waiting now, started and discarded since start", async () => {
+    const stats = { taken: 0, missed: 0, prepared: 0, discarded: 0 };
+    let idle = 0;
+    const metrics = createRunnerMetrics({
+      capacity: 2,
+      busy: () => 0,
+      prepared: { idle: () => idle, stats: () => stats },
+    });
+    const read = async () => {
+      const text = await metrics.registry.metrics();
+      return [
+        sample(text, "bifrost_runner_prepared_sandboxes_idle"),
+        sample(text, "bifrost_runner_prepared_sandboxes_prepared_total"),
+        sample(text, "bifrost_runner_prepared_sandboxes_discarded_total"),
+      ];
+    };
+    expect(await read()).toEqual([0, 0, 0]);
+    Object.assign(stats, { prepared: 5, discarded: 1 });
+    idle = 2;
+    expect(await read()).toEqual([2, 5, 1]);
+    Object.assign(stats, { prepared: 7 });
+    idle = 1;
+    expect(await read()).toEqual([1, 7, 1]);
+  });
+
   test("two runners in one process keep separate counts", async () => {
     const a = createRunnerMetrics({ capacity: 1, busy: () => 0 });
     const b = createRunnerMetrics({ capacity: 1, busy: () => 0 });

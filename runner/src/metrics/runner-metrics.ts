@@ -59,6 +59,11 @@ export function createRunnerMetrics(options: {
   capacity: number;
   /** Slots in use now. */
   busy: () => number;
+  /** The sandboxes prepared ahead of repeating jobs, when the runner prepares any. */
+  prepared?: {
+    idle(): number;
+    stats(): { taken: number; missed: number; prepared: number; discarded: number };
+  };
 }): RunnerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "bifrost_runner_" });
@@ -110,6 +115,36 @@ export function createRunnerMetrics(options: {
     help: "Deliveries the runner failed to handle (control plane or NATS unreachable, …): redelivered as the next attempt.",
     registers: [registry],
   });
+  const { prepared } = options;
+  if (prepared) {
+    new Gauge({
+      name: "bifrost_runner_prepared_sandboxes_idle",
+      help: "Sandboxes prepared ahead of a repeating job and waiting for it (an idle Deno, ~30 MB, each).",
+      registers: [registry],
+      collect() {
+        this.set(prepared.idle());
+      },
+    });
+    // The pool counts since start; a counter follows by the difference at each scrape.
+    const seen = { prepared: 0, discarded: 0 };
+    const follow = (name: "prepared" | "discarded", help: string) => {
+      new Counter({
+        name: `bifrost_runner_prepared_sandboxes_${name}_total`,
+        help,
+        registers: [registry],
+        collect() {
+          const now = prepared.stats()[name];
+          if (now > seen[name]) this.inc(now - seen[name]);
+          seen[name] = now;
+        },
+      });
+    };
+    follow("prepared", "Sandboxes started ahead of a repeating job.");
+    follow(
+      "discarded",
+      "Prepared sandboxes no job took (expired, evicted or died): CPU spent for nothing.",
+    );
+  }
   // Zero series exist from the start, so a rate() over them works before the first event.
   for (const how of ["prepared", "early", "after_claim"]) starts.labels({ how }).inc(0);
   executions.labels({ status: "succeeded", reason: "none" }).inc(0);
