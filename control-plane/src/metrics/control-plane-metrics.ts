@@ -17,13 +17,6 @@ export interface ControlPlaneMetrics {
 
 const rpcBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60];
 
-/** gRPC status names as the grpc-health and Prometheus conventions spell them: "OK", "NOT_FOUND". */
-const codeNames = new Map<number, string>(
-  Object.entries(grpcStatus)
-    .filter(([, value]) => typeof value === "number")
-    .map(([name, value]) => [value as number, name]),
-);
-
 export function createControlPlaneMetrics(options: { sql: Sql }): ControlPlaneMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "bifrost_control_plane_" });
@@ -63,7 +56,8 @@ export function createControlPlaneMetrics(options: { sql: Sql }): ControlPlaneMe
   return {
     registry,
     rpc(method, code, durationMs) {
-      handled.labels({ method, code: codeNames.get(code) ?? String(code) }).inc();
+      // grpc-js's status enum maps a code back to its name: "OK", "NOT_FOUND".
+      handled.labels({ method, code: grpcStatus[code] ?? String(code) }).inc();
       latency.labels({ method }).observe(durationMs / 1000);
     },
   };

@@ -51,8 +51,8 @@ async function assertTraversable(dir: string): Promise<void> {
 
 /**
  * Prepares a work directory (trees, per-org Deno caches, job dirs, the SDK bundled into one
- * module; traversable by the sandbox's uid) and finds bwrap, Deno and the built SDK. `fetchContent` supplies module
- * content by hash when a tree is materialized.
+ * module; traversable by the sandbox's uid) and finds bwrap, Deno and the built SDK.
+ * `fetchContent` supplies module content by hash when a tree is materialized.
  */
 export async function createExecutorDeps(options: {
   workDir: string;

@@ -13,7 +13,7 @@ import { buildSync } from "esbuild";
  */
 
 /** The file name the import map points at (`file:///sdk/mod.js`), alone in its directory. */
-export const sdkBundleName = "mod.js";
+const sdkBundleName = "mod.js";
 
 /**
  * Bundles `entry` (the built SDK's mod.js) and everything it imports into `<dir>/mod.js`,

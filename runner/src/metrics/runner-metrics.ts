@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { PreparedSandboxes } from "../execute/prepared-sandboxes.js";
 
 /**
  * The runner's Prometheus metrics, for fleet operators: slots and how busy they are, how
@@ -60,10 +61,7 @@ export function createRunnerMetrics(options: {
   /** Slots in use now. */
   busy: () => number;
   /** The sandboxes prepared ahead of repeating jobs, when the runner prepares any. */
-  prepared?: {
-    idle(): number;
-    stats(): { taken: number; missed: number; prepared: number; discarded: number };
-  };
+  prepared?: Pick<PreparedSandboxes, "idle" | "stats">;
 }): RunnerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "bifrost_runner_" });
