@@ -3,6 +3,7 @@ import {
   createRunnerMetrics,
   type MetricsServer,
   type RunnerMetrics,
+  seriesValue as sample,
   startMetricsServer,
 } from "@bifrost/runner/metrics";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -71,11 +72,6 @@ const run = async (organizationId: string, workflow: string) => {
   });
   return execution;
 };
-
-function sample(text: string, series: string): number | undefined {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe("a runner's metrics endpoint", () => {
   test("counts each organization's executions by outcome and leaks no tenant", async () => {

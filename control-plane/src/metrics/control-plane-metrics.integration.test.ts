@@ -1,4 +1,4 @@
-import { startMetricsServer } from "@bifrost/runner/metrics";
+import { seriesValue, startMetricsServer } from "@bifrost/runner/metrics";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
@@ -49,10 +49,8 @@ afterAll(async () => {
   await cp?.close();
 });
 
-function sample(text: string, series: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
+/** A series' value, 0 while it has not been counted yet (deltas start from nothing). */
+const sample = (text: string, series: string) => seriesValue(text, series) ?? 0;
 
 const handled = (text: string, method: string, code: string) =>
   sample(text, `bifrost_grpc_server_handled_total{method="${method}",code="${code}"}`);

@@ -3,4 +3,5 @@
  * (the control plane serves its registry with it too).
  */
 export { type MetricsServer, startMetricsServer } from "./metrics-server.js";
+export { seriesValue } from "./prometheus-text.js";
 export { createRunnerMetrics, type RunnerMetrics } from "./runner-metrics.js";

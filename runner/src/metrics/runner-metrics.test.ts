@@ -1,17 +1,12 @@
 import { afterAll, describe, expect, test } from "vitest";
 import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
+import { seriesValue as sample } from "./prometheus-text.js";
 import { createRunnerMetrics } from "./runner-metrics.js";
 
 const servers: MetricsServer[] = [];
 afterAll(async () => {
   await Promise.all(servers.map((server) => server.close()));
 });
-
-/** The value of one sample line of Prometheus text ("name{labels} value"). */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe("runner metrics", () => {
   test("count outcomes by status and error kind, sandbox starts by how, and slots", async () => {
