@@ -77,6 +77,20 @@ describe("loadConfig", () => {
     expect(error.problems.join("\n")).toMatch(/BIFROST_METRICS_LISTEN: must be host:port or "off"/);
   });
 
+  test("a bad variable's value is named, but never a value that may hold credentials", () => {
+    const error = configError({
+      ...minimal,
+      BIFROST_GRPC_LISTEN: "localhost",
+      BIFROST_DATABASE_URL: "not a url with hunter2",
+      BIFROST_NATS_URL: "http://user:hunter2@nats",
+    });
+    const text = error.problems.join("\n");
+    expect(text).toMatch(/BIFROST_GRPC_LISTEN: .*\(got "localhost"\)/);
+    expect(text).toContain("BIFROST_DATABASE_URL");
+    expect(text).toContain("BIFROST_NATS_URL");
+    expect(text).not.toContain("hunter2");
+  });
+
   test("ignores variables it does not know", () => {
     expect(() => loadConfig({ ...minimal, PATH: "/bin", BIFROST_UNUSED: "x" })).not.toThrow();
   });

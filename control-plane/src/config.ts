@@ -154,12 +154,30 @@ function keyringFromEnv(env: NodeJS.ProcessEnv, problems: string[]): SecretKeyri
   }
 }
 
-/** Parses the environment; throws one ConfigError naming every bad variable. */
+/** Variables whose values may hold credentials: a ConfigError never repeats them. */
+const credentialVariables = new Set([
+  "BIFROST_DATABASE_URL",
+  "BIFROST_REDIS_URL",
+  "BIFROST_NATS_URL",
+  "BIFROST_SECRET_KEYS",
+  "BIFROST_BOOTSTRAP_ADMIN_KEY",
+  "BIFROST_BOOTSTRAP_RUNNER_KEY",
+]);
+
+/** Parses the environment; throws one ConfigError naming every bad variable and its value. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = schema.safeParse(env);
   const problems = parsed.success
     ? []
-    : parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    : parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0]);
+        const value = env[name];
+        const got =
+          value === undefined || credentialVariables.has(name)
+            ? ""
+            : ` (got ${JSON.stringify(value)})`;
+        return `${issue.path.join(".")}: ${issue.message}${got}`;
+      });
   // Checked even when other variables are bad, so one failed start lists everything to fix.
   const secretKeyring = keyringFromEnv(env, problems);
   if (!parsed.success || !secretKeyring) throw new ConfigError(problems);

@@ -27,8 +27,24 @@ describe("runner configuration", () => {
     ).toBeNull();
     for (const bad of ["9465", "localhost:", "localhost:70000", "a b:1", "on"]) {
       expect(() => loadRunnerConfig({ ...required, BIFROST_RUNNER_METRICS_LISTEN: bad })).toThrow(
-        `BIFROST_RUNNER_METRICS_LISTEN: ${JSON.stringify(bad)} must be host:port`,
+        `BIFROST_RUNNER_METRICS_LISTEN: must be host:port (e.g. 127.0.0.1:9465, [::1]:9465, 0.0.0.0:9465) or "off" (got ${JSON.stringify(bad)})`,
       );
+    }
+  });
+
+  test("a bad variable's value is named, but never the runner key's or the NATS URL's", () => {
+    expect(() =>
+      loadRunnerConfig({
+        BIFROST_RUNNER_KEY: "",
+        BIFROST_NATS_URL: "http://user:hunter2@nats",
+        BIFROST_RUNNER_CAPACITY: "zero",
+      }),
+    ).toThrow(/BIFROST_RUNNER_CAPACITY: .*\(got "zero"\)/);
+    try {
+      loadRunnerConfig({ BIFROST_RUNNER_KEY: "", BIFROST_NATS_URL: "http://user:hunter2@nats" });
+    } catch (error) {
+      expect((error as Error).message).toContain("BIFROST_NATS_URL");
+      expect((error as Error).message).not.toContain("hunter2");
     }
   });
 

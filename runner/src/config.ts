@@ -43,16 +43,16 @@ const schema = z.object({
       (value) =>
         value === "off" ||
         (listenPattern.test(value) && Number(value.slice(value.lastIndexOf(":") + 1)) <= 65535),
-      {
-        error: (issue) =>
-          `${JSON.stringify(issue.input)} must be host:port (e.g. 127.0.0.1:9465, [::1]:9465, 0.0.0.0:9465) or "off"`,
-      },
+      'must be host:port (e.g. 127.0.0.1:9465, [::1]:9465, 0.0.0.0:9465) or "off"',
     )
     .default("127.0.0.1:9465"),
   BIFROST_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info"),
 });
+
+/** Variables whose values may hold credentials: a configuration error never repeats them. */
+const credentialVariables = new Set(["BIFROST_RUNNER_KEY", "BIFROST_NATS_URL"]);
 
 /** The runner's configuration, parsed once at start. */
 export interface RunnerConfig {
@@ -75,9 +75,17 @@ export interface RunnerConfig {
 export function loadRunnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    throw new Error(
-      `invalid configuration:\n  ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("\n  ")}`,
-    );
+    // Each bad variable with its value, except those that may hold credentials.
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      const value = env[name];
+      const got =
+        value === undefined || credentialVariables.has(name)
+          ? ""
+          : ` (got ${JSON.stringify(value)})`;
+      return `${issue.path.join(".")}: ${issue.message}${got}`;
+    });
+    throw new Error(`invalid configuration:\n  ${problems.join("\n  ")}`);
   }
   const v = parsed.data;
   return {
