@@ -1,4 +1,4 @@
-import type { SqlOrTx } from "../db/postgres.js";
+import type { Fragment, SqlOrTx } from "../db/postgres.js";
 
 /** Where an entry of an organization's effective set comes from. */
 export type Provenance = "organization" | "global" | "override";
@@ -51,6 +51,13 @@ export interface Cascade {
     organizationId: string,
     options?: EffectiveListOptions,
   ): Promise<CascadeRow[]>;
+  /**
+   * What `resolve` reads, as a column of another statement whose rows carry the organization's
+   * id in `organizationIdColumn`: the winning row's columns as a JSON object, or null. For a
+   * hot path where the organization is only known inside that statement (a claim), so the
+   * read costs no round trip of its own and shares the statement's snapshot.
+   */
+  winnerColumn(sql: SqlOrTx, organizationIdColumn: string, key: string, alias: string): Fragment;
 }
 
 /**
@@ -129,6 +136,17 @@ export function createCascade(definition: CascadeTable): Cascade {
         order by t.${sql(keyColumn)}
         limit ${limit}`;
       return rows;
+    },
+
+    winnerColumn(sql, organizationIdColumn, key, alias) {
+      // false sorts before true: the organization's own row wins over the global one.
+      return sql`(
+        select json_build_object(${sql.unsafe(columns.map((c) => `'${c}', t.${c}`).join(", "))})
+        from ${sql(table)} t
+        where t.${sql(keyColumn)} = ${key}
+          and (t.organization_id = ${sql(organizationIdColumn)} or t.organization_id is null)
+        order by t.organization_id is null
+        limit 1) as ${sql(alias)}`;
     },
   };
 }

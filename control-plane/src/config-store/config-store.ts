@@ -1,6 +1,6 @@
 import { type Actor, recordAudit } from "../audit/audit-log.js";
 import { createCascade, type Provenance } from "../cascade/cascade.js";
-import { isForeignKeyViolation, type Sql } from "../db/postgres.js";
+import { type Fragment, isForeignKeyViolation, type Sql } from "../db/postgres.js";
 import { notFound } from "../errors.js";
 import { assertOrganizationExists } from "../organizations/organization-store.js";
 import { describeScope, type Scope, scopeOfRow, scopeOrganizationId } from "../scope.js";
@@ -40,6 +40,11 @@ export interface ConfigStore {
     key: string,
     options?: { organizationChecked?: boolean },
   ): Promise<{ entry: ConfigRecord; provenance: Provenance } | undefined>;
+  /**
+   * `resolve`'s value as a column of another statement whose rows hold the organization's id
+   * in `organizationIdColumn` (no round trip of its own); read it with `effectiveValueOf`.
+   */
+  effectiveValueColumn(organizationIdColumn: string, key: string, alias: string): Fragment;
   delete(actor: Actor, scope: Scope, key: string): Promise<void>;
   list(scope: Scope): Promise<ConfigRecord[]>;
   listEffective(
@@ -128,6 +133,15 @@ export function createConfigStore(sql: Sql): ConfigStore {
       return { entry: toRecord(winner as unknown as ConfigRow), provenance: winner.provenance };
     },
 
+    effectiveValueColumn(organizationIdColumn, rawKey, alias) {
+      return configCascade.winnerColumn(
+        sql,
+        organizationIdColumn,
+        validateConfigKey(rawKey),
+        alias,
+      );
+    },
+
     async delete(actor, scope, rawKey) {
       const key = validateConfigKey(rawKey);
       const organizationId = scopeOrganizationId(scope);
@@ -163,4 +177,11 @@ export function createConfigStore(sql: Sql): ConfigStore {
       }));
     },
   };
+}
+
+/** The value an `effectiveValueColumn` read: undefined when neither scope has the key. */
+export function effectiveValueOf(column: unknown): ConfigValue | undefined {
+  if (column === null || typeof column !== "object") return undefined;
+  const row = column as { value_type: string; value: unknown };
+  return configValueFromRow(row.value_type, row.value);
 }

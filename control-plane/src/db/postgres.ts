@@ -4,6 +4,8 @@ import postgres from "postgres";
 export type Sql = postgres.Sql;
 /** A client or an open transaction: store functions accept either. */
 export type SqlOrTx = postgres.Sql | postgres.TransactionSql;
+/** Part of a statement, interpolated into another (`sql\`… ${fragment} …\``). */
+export type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** The URL with any password masked, for error messages and logs. */
 export function redactUrl(url: string): string {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { validateParams } from "@bifrost/sdk/params";
 import { type Actor, recordAudit } from "../audit/audit-log.js";
 import type { ConfigStore } from "../config-store/config-store.js";
-import type { Sql } from "../db/postgres.js";
+import type { Fragment, Sql } from "../db/postgres.js";
 import { failedPrecondition, invalidArgument, notFound, unauthenticated } from "../errors.js";
 import type { SecretStore } from "../secrets/secret-store.js";
 import {
@@ -337,7 +337,17 @@ export function createExecutionStore(deps: {
      * Takes a queued (or, on redelivery, running) execution for this attempt and mints a
      * fresh token; an older attempt's token stops working. Returns undefined when it ended.
      */
-    async claim(id: string, attempt: number, runnerName: string) {
+    /**
+     * Claims the execution for a new attempt. `alongside` are more columns for the same
+     * statement, which may read the organization's id as `claimed.organization_id` (see
+     * `sandboxViewColumns`); the row they come back in is `alongside` of the result.
+     */
+    async claim<Alongside extends object = object>(
+      id: string,
+      attempt: number,
+      runnerName: string,
+      alongside?: Fragment,
+    ) {
       const token = randomBytes(32).toString("base64url");
       // Every claim is a new attempt, whatever the delivery count says: nats-server before
       // 2.10.14 can hand out a redelivery with the count of a first delivery after a delivery
@@ -351,11 +361,16 @@ export function createExecutionStore(deps: {
             started_at = coalesce(started_at, now()), token_hash = ${hashToken(token)}
           where id = ${id} and status in ('queued', 'running')
           returning *)
-        select claimed.*, o.name as organization_name
+        select claimed.*, o.name as organization_name ${alongside ? sql`, ${alongside}` : sql``}
         from claimed join organizations o on o.id = claimed.organization_id`;
       if (!row) return undefined;
       const { organization_name: organizationName, ...execution } = row;
-      return { execution: toExecutionRecord(execution), organizationName, token };
+      return {
+        execution: toExecutionRecord(execution),
+        organizationName,
+        token,
+        alongside: row as unknown as Alongside,
+      };
     },
 
     byToken,

@@ -13,7 +13,7 @@ import type { ModuleStore } from "../modules/module-store.js";
 import { parseUuid } from "../scope.js";
 import { kindToProto, statusFromProto } from "./execution-service.js";
 import type { ExecutionStore } from "./execution-store.js";
-import { sandboxView } from "./sandbox-view.js";
+import { type SandboxViewColumns, sandboxViewColumns, sandboxViewOf } from "./sandbox-view.js";
 
 const maxModulesPerCall = 2000;
 const logLevels = new Set(["debug", "info", "warning", "error"]);
@@ -34,14 +34,15 @@ export function createRunnerService(
   return {
     claimExecution: unary(edge, "ClaimExecution", rules.ClaimExecution, async (req) => {
       if (req.attempt < 1) throw invalidArgument(`attempt ${req.attempt} must be at least 1`);
-      const claim = await executions.claim(
+      const claim = await executions.claim<SandboxViewColumns>(
         parseUuid(req.executionId, "execution_id"),
         req.attempt,
         req.runnerName || "runner",
+        sandboxViewColumns(deps),
       );
       if (!claim) return ClaimExecutionResponse.fromPartial({ claimed: false });
       const { execution, organizationName, token } = claim;
-      const view = await sandboxView(deps, execution.organizationId);
+      const view = await sandboxViewOf(deps, execution.organizationId, claim.alongside);
       return {
         claimed: true,
         executionToken: token,

@@ -1,6 +1,6 @@
 import { type Actor, recordAudit } from "../audit/audit-log.js";
 import { createCascade, mergeEffective, type Provenance } from "../cascade/cascade.js";
-import type { Sql, SqlOrTx } from "../db/postgres.js";
+import type { Fragment, Sql, SqlOrTx } from "../db/postgres.js";
 import { invalidArgument, notFound, resourceExhausted } from "../errors.js";
 import type { Logger } from "../log.js";
 import { assertOrganizationExists } from "../organizations/organization-store.js";
@@ -40,6 +40,12 @@ import {
 } from "./view-hash.js";
 
 /** A stored module's metadata, with its content when the read asked for it. */
+/** The columns `viewSumColumns` adds to a row. */
+export interface ViewSums {
+  global_view_sum: Buffer | null;
+  own_view_sum: Buffer | null;
+}
+
 export interface ModuleRecord {
   scope: Scope;
   path: string;
@@ -99,6 +105,19 @@ export interface ModuleStore {
    * changed.
    */
   importMap(organizationId: string): Promise<{ fingerprint: string; importMap: ImportMap }>;
+  /**
+   * The view sums of the organization whose id is in `organizationIdColumn`, as columns of
+   * another statement (no round trip of its own); pass that row to `importMapOf`.
+   */
+  viewSumColumns(organizationIdColumn: string): Fragment;
+  /**
+   * `importMap` for the sums `viewSumColumns` read: no statement when this fingerprint's map
+   * is known, else `importMap` itself (which reads the sums again with the entries).
+   */
+  importMapOf(
+    organizationId: string,
+    row: ViewSums,
+  ): Promise<{ fingerprint: string; importMap: ImportMap }>;
   /** The global scope's own tree (what global modules see when they are discovered). */
   globalView(): Promise<{ fingerprint: string; entries: EffectiveEntry[] }>;
   /** Module contents by hash, restricted to rows the scope's tree can hold. */
@@ -477,6 +496,22 @@ export function createModuleStore(deps: {
       if (importMaps.size > maxCachedImportMaps)
         importMaps.delete(importMaps.keys().next().value as string);
       return built;
+    },
+
+    viewSumColumns(organizationIdColumn) {
+      return sql`
+        (select view_sum from module_scope_states where organization_id is null) as global_view_sum,
+        (select view_sum from module_scope_states where organization_id = ${sql(organizationIdColumn)}) as own_view_sum`;
+    },
+
+    async importMapOf(organizationId, row) {
+      const fingerprint = viewFingerprint(
+        bytesToSum(row.global_view_sum ?? Buffer.alloc(0)),
+        bytesToSum(row.own_view_sum ?? Buffer.alloc(0)),
+      );
+      const known = importMaps.get(organizationId);
+      if (known?.fingerprint === fingerprint) return known;
+      return this.importMap(organizationId);
     },
 
     async globalView() {
