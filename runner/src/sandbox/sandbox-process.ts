@@ -18,7 +18,7 @@ import {
   type ResourceLimiter,
 } from "./resource-limits.js";
 import { type SandboxCommand, sandboxUid } from "./sandbox-command.js";
-import type { StarterTools } from "./sandbox-starter.js";
+import { prepareStarterDir, type StarterTools, starterFileMode } from "./sandbox-starter.js";
 import { createStarterPool, type StarterPool } from "./starter-pool.js";
 
 /** Host tools, limits and ready starters shared by every sandbox of this runner. */
@@ -26,8 +26,8 @@ export interface SandboxHost extends StarterTools {
   limiter: ResourceLimiter;
   starters: StarterPool;
   /**
-   * The starters' working directory (mode 0700): each sandbox's bubblewrap options and the
-   * seccomp program are files here, opened by the starter's fork as fd 3 and fd 4.
+   * The starters' working directory (`prepareStarterDir`): each sandbox's bubblewrap options
+   * and the seccomp program are files here, opened by the starter's fork as fd 3 and fd 4.
    */
   dir: string;
   /**
@@ -59,6 +59,7 @@ export async function createSandboxHost(
   // this process, so a later runner removes what a crashed one left.
   await removeStarterDirsOfDeadRunners();
   const dir = await mkdtemp(join(tmpdir(), `${starterDirPrefix}${process.pid}-`));
+  await prepareStarterDir(dir, tools.hostUid);
   const limiter = await createResourceLimiter(logger);
   const starters = createStarterPool({
     tools,
@@ -79,7 +80,7 @@ export async function createSandboxHost(
       const name = `seccomp-${createHash("sha256").update(program).digest("hex").slice(0, 16)}.bpf`;
       let written = seccompFiles.get(name);
       if (!written) {
-        written = writeFile(join(dir, name), program, { mode: 0o600 }).then(() => name);
+        written = writeFile(join(dir, name), program, { mode: starterFileMode }).then(() => name);
         written.catch(() => seccompFiles.delete(name));
         seccompFiles.set(name, written);
       }
@@ -183,13 +184,16 @@ export async function runSandboxed(options: RunSandboxedOptions): Promise<Sandbo
 export async function startSandboxed(options: StartSandboxedOptions): Promise<StartedSandbox> {
   const { command, host, limits } = options;
   const starter = await host.starters.take(limits);
-  // Random, not the execution's id; mode 0600 in a 0700 directory: the token is in it.
+  // Random, not the execution's id; readable only by the runner and the starters (the token
+  // is in it, see `prepareStarterDir`).
   const argsPath = join(host.dir, `${randomBytes(12).toString("hex")}.args`);
   let fd4File: string;
   try {
     [fd4File] = await Promise.all([
       host.seccompFile(command.seccomp),
-      writeFile(argsPath, command.fdArgs.map((arg) => `${arg}\0`).join(""), { mode: 0o600 }),
+      writeFile(argsPath, command.fdArgs.map((arg) => `${arg}\0`).join(""), {
+        mode: starterFileMode,
+      }),
     ]);
   } catch (error) {
     await host.starters.finish(starter);

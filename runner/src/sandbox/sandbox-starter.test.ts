@@ -4,7 +4,7 @@ import { type LaunchRequest, launchLine, starterCommand } from "./sandbox-starte
 const tools = { shPath: "/bin/sh", setprivPath: "/usr/bin/setpriv", hostUid: 65534 };
 
 describe("starterCommand", () => {
-  test("joins the cgroups, takes the runner's death as its own, then loops as the runner's uid", () => {
+  test("joins the cgroups, then loops as the host uid, with the runner's death as its own", () => {
     const { file, args } = starterCommand(tools, [
       "/cg/memory/x/cgroup.procs",
       "/cg/pids/x/cgroup.procs",
@@ -13,9 +13,7 @@ describe("starterCommand", () => {
     expect(args[0]).toBe("-c");
     // Values are positional parameters, never spliced into the scripts.
     expect(args[1]).not.toContain("/cg/");
-    expect(args[11]).toBe("-c");
-    expect(args[12]).not.toContain("65534");
-    expect(args.slice(2, 11)).toEqual([
+    expect(args.slice(2, 14)).toEqual([
       "sandbox-starter",
       "2",
       "/cg/memory/x/cgroup.procs",
@@ -23,16 +21,24 @@ describe("starterCommand", () => {
       "/usr/bin/setpriv",
       "--pdeathsig",
       "KILL",
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
       "--",
       "/bin/sh",
     ]);
-    expect(args.slice(13)).toEqual(["sandbox-starter", "/usr/bin/setpriv", "65534"]);
+    expect(args[14]).toBe("-c");
+    // The loop execs each command itself: no setpriv, no uid of its own.
+    expect(args[15]).not.toContain("setpriv");
+    expect(args[15]).not.toContain("65534");
+    expect(args.slice(16)).toEqual(["sandbox-starter"]);
   });
 
-  test("without a host uid the forks keep the runner's", () => {
+  test("without a host uid the loop keeps the runner's", () => {
     const { args } = starterCommand({ ...tools, hostUid: null }, []);
     expect(args[3]).toBe("0");
-    expect(args.at(-1)).toBe("-");
+    expect(args.slice(4, 9)).toEqual(["/usr/bin/setpriv", "--pdeathsig", "KILL", "--", "/bin/sh"]);
+    expect(args.join(" ")).not.toMatch(/--reuid|--regid|--clear-groups/);
   });
 });
 

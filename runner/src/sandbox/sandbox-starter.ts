@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { chmod, chown } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import type { SandboxCgroup } from "./cgroups.js";
 import type { OutputStream } from "./output-lines.js";
@@ -9,9 +10,9 @@ export interface StarterTools {
   shPath: string;
   setprivPath: string;
   /**
-   * Host uid/gid sandboxes run as (unprivileged, in their own user namespace), or null to
-   * keep the runner's. With root, sandbox uid 65534 maps to host root: a sandbox escape
-   * would be host root and RLIMIT_NPROC would not apply.
+   * Host uid/gid the starter's loop and every sandbox run as (unprivileged; each sandbox in
+   * its own user namespace), or null to keep the runner's. With root, sandbox uid 65534 maps
+   * to host root: a sandbox escape would be host root and RLIMIT_NPROC would not apply.
    */
   hostUid: number | null;
 }
@@ -76,33 +77,32 @@ export interface SandboxStarter {
 }
 
 // POSIX sh, not a shell string: every value arrives as a positional parameter, so nothing
-// is ever parsed as shell syntax. Joining the cgroups comes first, so every process forked
-// later (every thread Deno starts) is counted; the parent-death signal makes the starter die
-// with the runner, and bubblewrap (--die-with-parent) with it.
+// is ever parsed as shell syntax. Joining the cgroups comes first (the only step that needs
+// the runner's privileges), so every process forked later (every thread Deno starts) is
+// counted; the parent-death signal makes the starter die with the runner, and bubblewrap
+// (--die-with-parent) with it.
 const joinScript = [
   'n="$1"; shift',
   'while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done',
   'exec "$@"',
 ].join("\n");
 
-// The resident loop. Per line: a nonce, the files for fd 3 and 4 (relative to its directory),
-// rlimits, and the command as words (split, never globbed, quoted or expanded further). The
-// fork opens the files, sets the rlimits, leaves the directory, drops to the host uid and
-// execs; stdin is /dev/null and the control pipe (fd 3) is replaced, so the sandbox holds no
-// way to talk to the starter. Its stdout and stderr are the starter's own: nonce markers
-// around each run tell the runner where a run's output begins and ends (a sandbox never
-// sees its nonce, so it cannot forge them). Status lines go on fd 3.
+// The resident loop, already the host uid. Per line: a nonce, the files for fd 3 and 4
+// (relative to its directory), rlimits, and the command as words (split, never globbed,
+// quoted or expanded further). The fork opens the files, lowers the rlimits, leaves the
+// directory and execs; stdin is /dev/null and the control pipe (fd 3) is replaced, so the
+// sandbox holds no way to talk to the starter. Its stdout and stderr are the starter's own:
+// nonce markers around each run tell the runner where a run's output begins and ends (a
+// sandbox never sees its nonce, so it cannot forge them). Status lines go on fd 3.
 const loopScript = [
   "set -f",
-  'setpriv="$1"; uid="$2"',
   "echo ready >&3",
   "while read -r nonce fd3 fd4 nofile fsize nproc command; do",
   "  printf '\\000B%s\\000' \"$nonce\"; printf '\\000B%s\\000' \"$nonce\" >&2",
   "  (",
   '    cd / && unset OLDPWD && ulimit -c 0 && ulimit -n "$nofile" && ulimit -f "$fsize" || exit 125',
   '    if [ "$nproc" != - ]; then ulimit -p "$nproc" || exit 125; fi',
-  '    if [ "$uid" = - ]; then exec $command; fi',
-  '    exec "$setpriv" --reuid="$uid" --regid="$uid" --clear-groups -- $command',
+  "    exec $command",
   '  ) 3<"$fd3" 4<"$fd4" </dev/null &',
   '  echo "started $!" >&3',
   // The shell's own report of a killed job ("Killed") is not the sandbox's output.
@@ -113,13 +113,18 @@ const loopScript = [
 ].join("\n");
 
 /**
- * The starter's argv (pure): joins `procsFiles`, sets its parent-death signal, and loops.
- * It stays root when the runner is: only each fork drops to `hostUid`.
+ * The starter's argv (pure): joins `procsFiles`, then drops to `hostUid` (when set) with its
+ * parent-death signal for the loop. Nothing of the starter stays root after the join, and a
+ * sandbox costs no exec of setpriv: the fork execs bubblewrap itself.
  */
 export function starterCommand(
   tools: StarterTools,
   procsFiles: readonly string[],
 ): { file: string; args: string[] } {
+  const drop =
+    tools.hostUid === null
+      ? []
+      : [`--reuid=${tools.hostUid}`, `--regid=${tools.hostUid}`, "--clear-groups"];
   return {
     file: tools.shPath,
     args: [
@@ -129,15 +134,15 @@ export function starterCommand(
       String(procsFiles.length),
       ...procsFiles,
       tools.setprivPath,
+      // setpriv sets the parent-death signal after the uid change, which would clear it.
       "--pdeathsig",
       "KILL",
+      ...drop,
       "--",
       tools.shPath,
       "-c",
       loopScript,
       "sandbox-starter",
-      tools.setprivPath,
-      tools.hostUid === null ? "-" : String(tools.hostUid),
     ],
   };
 }
@@ -173,6 +178,26 @@ export function launchLine(nonce: string, request: LaunchRequest): string {
   return `${words.join(" ")}\n`;
 }
 
+/** The mode of the files a starter opens for its forks (see `prepareStarterDir`). */
+export const starterFileMode = 0o640;
+
+/**
+ * Makes `dir` a starter directory: only the runner and the starters' loops may read it, and
+ * only the runner may write it. With a `hostUid`, the loops run as that uid and gid, so the
+ * directory becomes root's with that group, mode 2750 (the set-group-id bit gives every file
+ * written into it the group): a loop can open a file of `starterFileMode`, but it cannot
+ * create, rename or remove one, and no other uid can traverse the directory. The files hold
+ * each sandbox's channel token until it has ended. Without a `hostUid`, mode 0700.
+ */
+export async function prepareStarterDir(dir: string, hostUid: number | null): Promise<void> {
+  if (hostUid === null) {
+    await chmod(dir, 0o700);
+    return;
+  }
+  await chown(dir, 0, hostUid);
+  await chmod(dir, 0o2750);
+}
+
 /** How long a starter may take to join its cgroup and start its loop. */
 const defaultReadyTimeoutMs = 10_000;
 
@@ -185,7 +210,8 @@ const diagnosticBytes = 4096;
  * process's page tables per sandbox (5–15 ms with the event loop blocked), and moving each
  * new process into cgroup v1 stalls it for an RCU grace period. A starter serves one sandbox
  * at a time; the pool (starter-pool.ts) reuses it only once its cgroup holds nothing else.
- * `dir` is its working directory, where the files of `LaunchRequest` are.
+ * `dir` is its working directory, where the files of `LaunchRequest` are: the loop reads
+ * them as `hostUid`, so prepare it with `prepareStarterDir`.
  */
 export function spawnStarter(
   tools: StarterTools,

@@ -14,6 +14,7 @@ import {
 import { createSandboxHost } from "./sandbox-process.js";
 import {
   type LaunchRequest,
+  prepareStarterDir,
   type SandboxStarter,
   type StarterRun,
   spawnStarter,
@@ -38,8 +39,8 @@ let pool: StarterPool;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "bifrost-starter-test-"));
+  await prepareStarterDir(dir, tools.hostUid);
   await writeFile(join(dir, "empty"), "");
-  await chmod(dir, 0o700);
   limiter = await createResourceLimiter({ warn: () => {} });
   pool = createStarterPool({
     tools,
@@ -136,6 +137,24 @@ describe("a starter", () => {
     // Dropped to the host uid, it keeps no supplementary group of the runner's.
     if (tools.hostUid !== null) expect(groups).toBe(String(tools.hostUid));
     expect(rest).toEqual(["77", "10", "fd three", ""]);
+  });
+
+  test("is itself the host uid once it has joined its cgroup: nothing of it stays root", async () => {
+    const starter = await pool.take(defaultProcessLimits);
+    try {
+      const status = await readFile(`/proc/${starter.pid}/status`, "utf8");
+      const ids = (name: string) => status.match(new RegExp(`^${name}:[ \\t]*(.*)$`, "m"))?.[1];
+      const expected = String(tools.hostUid ?? process.getuid?.());
+      // Real, effective, saved and file-system ids alike; no supplementary group of the runner's.
+      expect(ids("Uid")?.split(/\s+/)).toEqual([expected, expected, expected, expected]);
+      if (tools.hostUid !== null) {
+        expect(ids("Gid")?.split(/\s+/)).toEqual([expected, expected, expected, expected]);
+        expect(ids("Groups")).toBe("");
+        expect(ids("CapEff")).toBe("0000000000000000");
+      }
+    } finally {
+      await pool.finish(starter);
+    }
   });
 
   test("a sandbox cannot end its own output early by printing something like the end marker", async () => {
@@ -255,13 +274,52 @@ describe("the sandbox host", () => {
     try {
       await expect(access(dead)).rejects.toThrow(/ENOENT/);
       await expect(access(join(alive, "old.args"))).resolves.toBeUndefined();
-      expect((await stat(host.dir)).mode & 0o777).toBe(0o700);
     } finally {
       await host.close();
       await rm(alive, { recursive: true, force: true });
     }
     await expect(access(host.dir)).rejects.toThrow(/ENOENT/);
   });
+});
+
+describe("the starter directory", () => {
+  // Its files hold each sandbox's channel token: the runner writes them, the starters' loops
+  // (the host uid) read them, and no other uid gets in.
+  const rootOnly = process.getuid?.() === 0 ? test : test.skip;
+
+  rootOnly(
+    "only the runner and the host uid can read it, and only the runner can write it",
+    async () => {
+      const host = await createSandboxHost({ warn: () => {} });
+      try {
+        const hostUid = host.hostUid as number;
+        const dirStat = await stat(host.dir);
+        expect([dirStat.uid, dirStat.gid, dirStat.mode & 0o7777]).toEqual([0, hostUid, 0o2750]);
+        const name = await host.seccompFile(Buffer.from("program"));
+        const fileStat = await stat(join(host.dir, name));
+        // The directory's group comes with every file; mode 0640.
+        expect([fileStat.uid, fileStat.gid, fileStat.mode & 0o777]).toEqual([0, hostUid, 0o640]);
+        const as = (uid: number, command: string) =>
+          spawnSync(
+            findExecutable("setpriv"),
+            [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", sh, "-c", command],
+            { cwd: "/", encoding: "utf8" },
+          );
+        const file = join(host.dir, name);
+        expect(as(hostUid, `cat ${file}`).stdout).toBe("program");
+        const written = as(hostUid, `echo x > ${host.dir}/forged; mv ${file} ${host.dir}/moved`);
+        expect(written.status).not.toBe(0);
+        expect(written.stderr).toMatch(/Permission denied/);
+        const other = as(12345, `cat ${file}; ls ${host.dir}`);
+        expect(other.status).not.toBe(0);
+        expect(other.stdout).toBe("");
+        expect(other.stderr).toMatch(/Permission denied/);
+        await expect(access(join(host.dir, "forged"))).rejects.toThrow(/ENOENT/);
+      } finally {
+        await host.close();
+      }
+    },
+  );
 });
 
 describe("the cgroup pool", () => {

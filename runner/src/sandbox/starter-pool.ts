@@ -21,8 +21,8 @@ export interface StarterPool {
 
 /**
  * Keeps `spares` starters idle and ready, each in a cgroup of its own, and reuses each for
- * sandbox after sandbox. A sandbox therefore costs one fork of a small shell and the execs of
- * setpriv and bubblewrap: no fork of the runner, no cgroup move. Reuse needs cgroups: only
+ * sandbox after sandbox. A sandbox therefore costs one fork of a small shell and the exec of
+ * bubblewrap: no fork of the runner, no cgroup move, no change of uid. Reuse needs cgroups: only
  * an empty cgroup proves that nothing of the previous sandbox is left to write into the next
  * one's output, so without them (or with `reuse: false`) a starter serves a single sandbox.
  */
