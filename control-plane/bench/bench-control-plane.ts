@@ -43,6 +43,8 @@ export interface BenchControlPlane {
   gitSyncer: GitSyncer;
   /** Deletes this instance's Redis keys (SCAN + DEL of the prefix); returns how many. */
   flushCache(): Promise<number>;
+  /** PostgreSQL statements the control plane has sent so far. */
+  statements(): number;
   /** Stops the server (and dispatch), deletes the Redis keys and drops the database. */
   close(): Promise<void>;
 }
@@ -55,6 +57,8 @@ export interface BenchDispatch {
   discovery: DiscoveryWorker;
   /** The NATS server's version, as it announced itself. */
   natsVersion: string;
+  /** Messages the control plane's NATS connection has sent and received so far. */
+  natsMessages(): { out: number; in: number };
 }
 
 interface Options {
@@ -110,9 +114,10 @@ export async function startBenchControlPlane(
   };
   let started: Started;
   let redis: Redis;
+  let statements = 0;
   try {
     await migrate(databaseUrl);
-    const sql = await connectPostgres(databaseUrl);
+    const sql = await connectPostgres(databaseUrl, { onStatement: () => statements++ });
     closers.push(() => sql.end({ timeout: 5 }));
     redis = await connectRedis(options.redisUrl);
     const cache = redis;
@@ -142,6 +147,7 @@ export async function startBenchControlPlane(
     ...(dispatch && { dispatch }),
     gitSyncer,
     flushCache: () => flushPrefix(cache, redisPrefix),
+    statements: () => statements,
     close: closeAll,
   };
 }
@@ -289,5 +295,9 @@ async function openDispatch(
   });
   closers.push(() => discovery.stop());
   const natsVersion = nats.info?.version ?? "unknown";
-  return { queue, dispatch: { names, discovery, natsVersion } };
+  const natsMessages = () => {
+    const stats = nats.stats();
+    return { out: stats.outMsgs, in: stats.inMsgs };
+  };
+  return { queue, dispatch: { names, discovery, natsVersion, natsMessages } };
 }

@@ -39,6 +39,8 @@ export interface BenchRunner {
   marks: ReadonlyMap<string, ExecutionMarks>;
   /** GetExecutionModules calls so far: one per tree this runner had to materialize. */
   moduleFetches(): number;
+  /** Messages this runner's NATS connection has sent and received so far. */
+  natsMessages(): { out: number; in: number };
   /** How many executions' sandboxes were started early, prepared, or after the claim. */
   started(): ReadonlyMap<string, number>;
   /** Anything the consumer or handler reported as an error (the bench fails on any). */
@@ -158,6 +160,10 @@ export async function startBenchRunner(options: {
     capacity: options.capacity,
     marks,
     moduleFetches: () => moduleFetches,
+    natsMessages: () => {
+      const stats = nats.stats();
+      return { out: stats.outMsgs, in: stats.inMsgs };
+    },
     started: () => started,
     errors,
     async stop() {

@@ -75,11 +75,17 @@ export async function measurePlatform(
       `sequential (${settings.sequentialRuns} after ${settings.warmup} warm-up)`,
       summarize(samples.map((s) => s.received - s.sent)),
     );
-    const load = await measureLoad(runner, settings, start, "slots = CPUs; queue waits included");
+    const load = await measureLoad(
+      cp,
+      runner,
+      settings,
+      start,
+      "slots = CPUs; queue waits included",
+    );
     return { sequential, load, samples, runner };
   });
   const wider = await withRunner(cp, settings, runnerKey, 2 * settings.capacity, (r) =>
-    measureLoad(r, settings, start, "comparison: 2 slots per CPU"),
+    measureLoad(cp, r, settings, start, "comparison: 2 slots per CPU"),
   );
   // What a job pays when no sandbox was prepared for it (its first run, or a workflow that
   // does not repeat): the sandbox starts only after the claim.
@@ -186,6 +192,7 @@ async function withRunner<T>(
  * returns the rate and the CPU per execution.
  */
 async function measureLoad(
+  cp: ExecutionPlane,
   runner: BenchRunner,
   settings: PlatformSettings,
   start: () => Promise<string>,
@@ -195,9 +202,11 @@ async function measureLoad(
   const before = new Set(runner.marks.keys());
   const cpu = await cpuSnapshot();
   const byProgram = await processCpuSnapshot();
+  const traffic = trafficSnapshot(cp, runner);
   const load = await timedPool(loadExecutions, loadInFlight, start);
   const used = await cpuSince(cpu, loadExecutions);
   const usedByProgram = await processCpuSince(byProgram, loadExecutions);
+  const perExecution = trafficSince(traffic, trafficSnapshot(cp, runner), loadExecutions);
   latencyRow(
     `${loadExecutions}, ${loadInFlight} in flight, 1 runner × ${runner.capacity} slots`,
     load.summary,
@@ -205,6 +214,9 @@ async function measureLoad(
   );
   rateRow("  → executions/s", load.opsPerSecond, formatCpu(used));
   line(`  machine CPU per execution by program, ms: ${formatProcessCpu(usedByProgram)}`);
+  line(
+    `  per execution: ${perExecution.statements.toFixed(1)} PostgreSQL statements; NATS messages out/in: control plane ${perExecution.controlPlane}, runner ${perExecution.runner} (exact counts, unlike the times)`,
+  );
   const loaded = [...runner.marks].filter(([id]) => !before.has(id)).map(([, marks]) => marks);
   const held = loaded.reduce((sum, m) => sum + ((m.handled ?? 0) - (m.delivered ?? 0)), 0);
   const sandboxed = loaded.reduce((sum, m) => sum + (m.sandboxMs ?? 0), 0);
@@ -213,6 +225,30 @@ async function measureLoad(
     `  slots busy ${((100 * held) / (elapsed * runner.capacity)).toFixed(0)} % of the time; a job held its slot ${ms(held / loaded.length).trim()} ms on average, ${ms(sandboxed / loaded.length).trim()} ms of it in the sandbox process`,
   );
   return { perSecond: load.opsPerSecond, cpu: used };
+}
+
+/** The control plane's PostgreSQL statements and both sides' NATS messages so far. */
+function trafficSnapshot(cp: ExecutionPlane, runner: BenchRunner) {
+  return {
+    statements: cp.statements(),
+    controlPlane: cp.dispatch.natsMessages(),
+    runner: runner.natsMessages(),
+  };
+}
+
+/** What a phase sent, per execution: exact counts, unlike its times. */
+function trafficSince(
+  before: ReturnType<typeof trafficSnapshot>,
+  after: ReturnType<typeof trafficSnapshot>,
+  executions: number,
+) {
+  const messages = (side: "controlPlane" | "runner") =>
+    `${((after[side].out - before[side].out) / executions).toFixed(1)}/${((after[side].in - before[side].in) / executions).toFixed(1)}`;
+  return {
+    statements: (after.statements - before.statements) / executions,
+    controlPlane: messages("controlPlane"),
+    runner: messages("runner"),
+  };
 }
 
 /** Splits each sequential execution along its timeline (p50 of each step). */

@@ -22,10 +22,19 @@ export function redactUrl(url: string): string {
  * Connects to PostgreSQL, creating the database first if it does not exist, and checks the
  * connection with a round trip so an unreachable server fails at start with the URL named.
  */
-export async function connectPostgres(url: string, options: { max?: number } = {}): Promise<Sql> {
+export async function connectPostgres(
+  url: string,
+  options: {
+    max?: number;
+    /** Called for each statement sent (the benchmark counts statements per execution). */
+    onStatement?: () => void;
+  } = {},
+): Promise<Sql> {
   await ensureDatabase(url);
+  const { onStatement } = options;
   const sql = postgres(url, {
     max: options.max ?? 10,
+    ...(onStatement && { debug: () => onStatement() }),
     onnotice: () => {},
     transform: { undefined: null },
     connection: { application_name: "bifrost-control-plane" },
