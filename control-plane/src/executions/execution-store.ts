@@ -336,11 +336,9 @@ export function createExecutionStore(deps: {
     /**
      * Takes a queued (or, on redelivery, running) execution for this attempt and mints a
      * fresh token; an older attempt's token stops working. Returns undefined when it ended.
-     */
-    /**
-     * Claims the execution for a new attempt. `alongside` are more columns for the same
-     * statement, which may read the organization's id as `claimed.organization_id` (see
-     * `sandboxViewColumns`); the row they come back in is `alongside` of the result.
+     * `alongside` are more columns for the same statement, which may read the organization's
+     * id as `claimed.organization_id` (see `sandboxViewColumns`); the row they come back in is
+     * `alongside` of the result.
      */
     async claim<Alongside extends object = object>(
       id: string,
