@@ -39,13 +39,13 @@ import {
   viewFingerprint,
 } from "./view-hash.js";
 
-/** A stored module's metadata, with its content when the read asked for it. */
 /** The columns `viewSumColumns` adds to a row. */
 export interface ViewSums {
   global_view_sum: Buffer | null;
   own_view_sum: Buffer | null;
 }
 
+/** A stored module's metadata, with its content when the read asked for it. */
 export interface ModuleRecord {
   scope: Scope;
   path: string;

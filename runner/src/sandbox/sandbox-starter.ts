@@ -134,7 +134,8 @@ export function starterCommand(
       String(procsFiles.length),
       ...procsFiles,
       tools.setprivPath,
-      // setpriv sets the parent-death signal after the uid change, which would clear it.
+      // A change of uid clears a parent-death signal set before it; setpriv sets it after
+      // (checked: the loop dies with a SIGKILLed runner, runner-kill.integration.test.ts).
       "--pdeathsig",
       "KILL",
       ...drop,
