@@ -1,9 +1,29 @@
 import { describe, expect, test } from "vitest";
-import { loadRunnerConfig } from "./config.js";
+import { defaultCapacity, loadRunnerConfig } from "./config.js";
 
 const required = { BIFROST_RUNNER_KEY: "bfk_test" };
 
+const gib = 1024 ** 3;
+
 describe("runner configuration", () => {
+  test("capacity defaults to two slots per CPU, bounded by what the memory holds", () => {
+    // This VM: 2 CPUs, 24 GiB.
+    expect(defaultCapacity({ cpus: 2, memoryBytes: 24 * gib })).toBe(4);
+    // Memory-bound: ¾ of 8 GiB holds 12 sandboxes at their 512 MiB limit.
+    expect(defaultCapacity({ cpus: 16, memoryBytes: 8 * gib })).toBe(12);
+    // Never none, never more than the variable allows.
+    expect(defaultCapacity({ cpus: 1, memoryBytes: 0.5 * gib })).toBe(1);
+    expect(defaultCapacity({ cpus: 512, memoryBytes: 4096 * gib })).toBe(256);
+    const machine = { cpus: 3, memoryBytes: 64 * gib };
+    expect(loadRunnerConfig(required, machine)).toMatchObject({
+      capacity: 6,
+      preparedSandboxes: 6,
+    });
+    expect(loadRunnerConfig({ ...required, BIFROST_RUNNER_CAPACITY: "2" }, machine).capacity).toBe(
+      2,
+    );
+  });
+
   test("prepared sandboxes default to one per slot, and 0 turns them off", () => {
     expect(loadRunnerConfig({ ...required, BIFROST_RUNNER_CAPACITY: "3" }).preparedSandboxes).toBe(
       3,

@@ -1,6 +1,7 @@
-import { hostname } from "node:os";
+import { availableParallelism, hostname, totalmem } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { defaultProcessLimits } from "./sandbox/resource-limits.js";
 
 const listenPattern = /^([^\s:[\]]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/;
 
@@ -23,8 +24,9 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]*$/)
     .default(""),
-  // Executions run at once; the runner pulls a job only when a slot is free.
-  BIFROST_RUNNER_CAPACITY: z.coerce.number().int().min(1).max(256).default(4),
+  // Executions run at once; the runner pulls a job only when a slot is free. Default: see
+  // `defaultCapacity`.
+  BIFROST_RUNNER_CAPACITY: z.coerce.number().int().min(1).max(256).optional(),
   // How often a running job's message is kept alive (well below the control plane's ack wait).
   BIFROST_RUNNER_PROGRESS_MS: z.coerce.number().int().min(100).default(5_000),
   // Name shown on executions and in logs.
@@ -71,8 +73,33 @@ export interface RunnerConfig {
   logLevel: string;
 }
 
+/** What the default capacity is worked out from. */
+export interface RunnerMachine {
+  cpus: number;
+  memoryBytes: number;
+}
+
+const thisMachine = (): RunnerMachine => ({
+  cpus: availableParallelism(),
+  memoryBytes: totalmem(),
+});
+
+/**
+ * Slots when BIFROST_RUNNER_CAPACITY is not set: two per CPU (a workflow mostly waits on the
+ * APIs it calls, so one per CPU would leave the CPUs idle; the benchmark's CPU-bound trivial
+ * workflow also runs a little faster with two), but no more than three quarters of the memory
+ * holds at each sandbox's cgroup limit, and at least one.
+ */
+export function defaultCapacity(machine: RunnerMachine): number {
+  const byMemory = Math.floor((0.75 * machine.memoryBytes) / defaultProcessLimits.memoryBytes);
+  return Math.max(1, Math.min(2 * machine.cpus, byMemory, 256));
+}
+
 /** Parses the environment, listing every bad variable at once. */
-export function loadRunnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig {
+export function loadRunnerConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  machine: RunnerMachine = thisMachine(),
+): RunnerConfig {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     // Each bad variable with its value, except those that may hold credentials.
@@ -88,17 +115,18 @@ export function loadRunnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerCo
     throw new Error(`invalid configuration:\n  ${problems.join("\n  ")}`);
   }
   const v = parsed.data;
+  const capacity = v.BIFROST_RUNNER_CAPACITY ?? defaultCapacity(machine);
   return {
     controlPlane: v.BIFROST_CONTROL_PLANE,
     runnerKey: v.BIFROST_RUNNER_KEY,
     natsUrl: v.BIFROST_NATS_URL,
     natsPrefix: v.BIFROST_NATS_PREFIX,
-    capacity: v.BIFROST_RUNNER_CAPACITY,
+    capacity,
     progressEveryMs: v.BIFROST_RUNNER_PROGRESS_MS,
     name: v.BIFROST_RUNNER_NAME,
     workDir: resolve(v.BIFROST_RUNNER_WORK_DIR),
     heapLimitMb: v.BIFROST_RUNNER_HEAP_MB,
-    preparedSandboxes: v.BIFROST_RUNNER_PREPARED_SANDBOXES ?? v.BIFROST_RUNNER_CAPACITY,
+    preparedSandboxes: v.BIFROST_RUNNER_PREPARED_SANDBOXES ?? capacity,
     metricsListen:
       v.BIFROST_RUNNER_METRICS_LISTEN === "off" ? null : v.BIFROST_RUNNER_METRICS_LISTEN,
     logLevel: v.BIFROST_LOG_LEVEL,
