@@ -24,12 +24,7 @@ import {
   rateRow,
   section,
 } from "./bench-report.js";
-import {
-  elapsedMs,
-  type LatencySummary,
-  measureThroughput,
-  summarize,
-} from "./bench-stats.js";
+import { elapsedMs, type LatencySummary, measureThroughput, summarize } from "./bench-stats.js";
 import { cpuSince, cpuSnapshot, formatCpu } from "./cpu-usage.js";
 import { createDenoBaselines, type DenoBaselines } from "./deno-baselines.js";
 import { measurePlatform, type PairedRound, type PlatformFigures } from "./measure-platform.js";
@@ -196,7 +191,7 @@ async function run(deno: DenoBaselines): Promise<void> {
     [`+${(platform.sequentialUnprepared.p50 - raw.sequential.p50).toFixed(1)} ms`, 12],
   );
   ratio(
-    `  with ${2 * parallelism} slots (comparison, against the median round's raw rate)`,
+    `  with ${2 * parallelism} slots, the runner's default (against the median round's raw)`,
     undefined,
     platform.widerPerSecond,
     judged.rawPerSecond,

@@ -103,7 +103,7 @@ export async function measurePlatform(
     return { sequential, rounds, samples, runner };
   });
   const wider = await withRunner(cp, settings, runnerKey, 2 * settings.capacity, (r) =>
-    measureLoad(cp, r, settings, start, "comparison: 2 slots per CPU"),
+    measureLoad(cp, r, settings, start, "2 slots per CPU: the runner's default capacity"),
   );
   // What a job pays when no sandbox was prepared for it (its first run, or a workflow that
   // does not repeat): the sandbox starts only after the claim.
