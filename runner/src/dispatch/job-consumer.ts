@@ -61,7 +61,10 @@ export async function startJobConsumer(options: {
         return;
       }
       const disposition = await handle({ job, attempt: msg.info.deliveryCount });
-      if (disposition.kind === "ack") await msg.ackAck();
+      // A plain ack, not one the server confirms: the execution's state is in PostgreSQL, and
+      // should an ack be lost, the redelivery it allows is refused at the claim (the execution
+      // has ended) and acked then. Waiting for the confirmation held the slot a round trip.
+      if (disposition.kind === "ack") msg.ack();
       else if (disposition.kind === "retry") msg.nak(disposition.delayMs);
       // No reason suffix: nats-server before 2.10 does not understand "+TERM <reason>" and
       // would redeliver. The handler logs why it dropped the job.
