@@ -154,7 +154,7 @@ async function run(deno: DenoBaselines): Promise<void> {
   const shareOf = (round: PairedRound) => round.perSecond / round.rawPerSecond;
   const byShare = [...platform.rounds].sort((a, b) => shareOf(a) - shareOf(b));
   const judged = byShare[Math.floor(byShare.length / 2)] as PairedRound;
-  console.log("\nRatios to the raw baseline (a)");
+  console.log("\nRatios to the raw baseline: (a), and for the platform its round's own raw run");
   const columns = (label: string, ...cells: Array<[string, number]>) =>
     line(`${label.padEnd(58)}${cells.map(([text, width]) => text.padStart(width)).join("")}`);
   columns("", ["p50 × raw", 11], ["p50 − raw", 12], ["per s", 8], ["% of raw", 10]);
