@@ -67,6 +67,17 @@ describe("loadConfig", () => {
     expect(config.secretKeyring.activeKeyId).toBe("k2");
   });
 
+  test("discovery's sandbox uid is the operator's to choose, never root", () => {
+    expect(loadConfig(minimal).discoverySandboxUid).toBeUndefined();
+    expect(
+      loadConfig({ ...minimal, BIFROST_DISCOVERY_SANDBOX_UID: "64123" }).discoverySandboxUid,
+    ).toBe(64123);
+    const error = configError({ ...minimal, BIFROST_DISCOVERY_SANDBOX_UID: "0" });
+    expect(error.problems.join("\n")).toMatch(
+      /BIFROST_DISCOVERY_SANDBOX_UID: must not be 0 \(root\) \(got "0"\)/,
+    );
+  });
+
   test("metrics are served on loopback by default, where asked, or not at all", () => {
     expect(loadConfig(minimal).metricsListen).toBe("127.0.0.1:9464");
     expect(loadConfig({ ...minimal, BIFROST_METRICS_LISTEN: "[::]:9100" }).metricsListen).toBe(

@@ -59,6 +59,14 @@ const schema = z.object({
   BIFROST_JOB_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
   // Working directory for sandbox trees, per-organization Deno caches and job files.
   BIFROST_WORK_DIR: z.string().min(1).default(".bifrost/work"),
+  // Host uid (and gid) discovery's sandboxes run as when the control plane is root (unset:
+  // 65534), as BIFROST_RUNNER_SANDBOX_UID is for a runner's.
+  BIFROST_DISCOVERY_SANDBOX_UID: z.coerce
+    .number()
+    .int()
+    .min(1, "must not be 0 (root)")
+    .max(2 ** 32 - 2)
+    .optional(),
   // host:port where Prometheus metrics are served (GET /metrics), or "off". Loopback by
   // default: metrics are read without credentials; expose them to the scraper deliberately.
   BIFROST_METRICS_LISTEN: z
@@ -107,6 +115,8 @@ export interface Config {
   moduleCacheTtlSeconds: number;
   shutdownGraceMs: number;
   workDir: string;
+  /** Host uid of discovery's sandboxes when the control plane is root (unset: 65534). */
+  discoverySandboxUid: number | undefined;
   natsUrl: string;
   natsPrefix: string;
   jobMaxDeliver: number;
@@ -196,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     moduleCacheTtlSeconds: vars.BIFROST_MODULE_CACHE_TTL_SECONDS,
     shutdownGraceMs: vars.BIFROST_SHUTDOWN_GRACE_MS,
     workDir: resolve(vars.BIFROST_WORK_DIR),
+    discoverySandboxUid: vars.BIFROST_DISCOVERY_SANDBOX_UID,
     natsUrl: vars.BIFROST_NATS_URL,
     natsPrefix: vars.BIFROST_NATS_PREFIX,
     jobMaxDeliver: vars.BIFROST_JOB_MAX_DELIVER,

@@ -67,6 +67,7 @@ try {
   const discoverer = await createSandboxDiscoverer({
     workDir: join(config.workDir, "discovery"),
     log,
+    ...(config.discoverySandboxUid !== undefined && { sandboxUid: config.discoverySandboxUid }),
   });
   const discovery = createDiscoveryWorker({
     sql,

@@ -6,6 +6,19 @@ const required = { BIFROST_RUNNER_KEY: "bfk_test" };
 const gib = 1024 ** 3;
 
 describe("runner configuration", () => {
+  test("a sandbox uid of the operator's choosing, never root; unset means the default", () => {
+    expect(loadRunnerConfig(required).sandboxUid).toBeUndefined();
+    expect(loadRunnerConfig({ ...required, BIFROST_RUNNER_SANDBOX_UID: "64123" }).sandboxUid).toBe(
+      64123,
+    );
+    expect(() => loadRunnerConfig({ ...required, BIFROST_RUNNER_SANDBOX_UID: "0" })).toThrow(
+      /BIFROST_RUNNER_SANDBOX_UID: must not be 0 \(root\) \(got "0"\)/,
+    );
+    expect(() => loadRunnerConfig({ ...required, BIFROST_RUNNER_SANDBOX_UID: "nobody" })).toThrow(
+      /BIFROST_RUNNER_SANDBOX_UID: .*\(got "nobody"\)/,
+    );
+  });
+
   test("capacity defaults to two slots per CPU, bounded by what the memory holds", () => {
     // This VM: 2 CPUs, 24 GiB.
     expect(defaultCapacity({ cpus: 2, memoryBytes: 24 * gib })).toBe(4);

@@ -35,6 +35,14 @@ const schema = z.object({
   BIFROST_RUNNER_WORK_DIR: z.string().min(1).default(".bifrost/runner"),
   // V8 heap limit of each execution, in MB.
   BIFROST_RUNNER_HEAP_MB: z.coerce.number().int().min(32).max(8192).default(256),
+  // Host uid (and gid) starters and sandboxes run as when the runner is root. A uid no other
+  // process of the host uses keeps every other process out of the sandboxes' files and /proc.
+  BIFROST_RUNNER_SANDBOX_UID: z.coerce
+    .number()
+    .int()
+    .min(1, "must not be 0 (root)")
+    .max(2 ** 32 - 2)
+    .optional(),
   // Sandboxes started ahead of repeating jobs (an idle Deno, ~30 MB, each); 0 turns it off.
   // Default: one per slot.
   BIFROST_RUNNER_PREPARED_SANDBOXES: z.coerce.number().int().min(0).max(256).optional(),
@@ -68,6 +76,8 @@ export interface RunnerConfig {
   workDir: string;
   heapLimitMb: number;
   preparedSandboxes: number;
+  /** Host uid of starters and sandboxes when the runner is root (unset: 65534). */
+  sandboxUid: number | undefined;
   /** host:port where metrics are served, or null for none. */
   metricsListen: string | null;
   logLevel: string;
@@ -127,6 +137,7 @@ export function loadRunnerConfig(
     workDir: resolve(v.BIFROST_RUNNER_WORK_DIR),
     heapLimitMb: v.BIFROST_RUNNER_HEAP_MB,
     preparedSandboxes: v.BIFROST_RUNNER_PREPARED_SANDBOXES ?? capacity,
+    sandboxUid: v.BIFROST_RUNNER_SANDBOX_UID,
     metricsListen:
       v.BIFROST_RUNNER_METRICS_LISTEN === "off" ? null : v.BIFROST_RUNNER_METRICS_LISTEN,
     logLevel: v.BIFROST_LOG_LEVEL,

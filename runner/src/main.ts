@@ -30,6 +30,7 @@ try {
     heapLimitMb: config.heapLimitMb,
     sandboxSpares: config.capacity,
     preparedSandboxes: config.preparedSandboxes,
+    ...(config.sandboxUid !== undefined && { sandboxUid: config.sandboxUid }),
   });
   const client = connectControlPlane(config.controlPlane, config.runnerKey);
   let nats: Awaited<ReturnType<typeof connect>>;

@@ -11,6 +11,8 @@ export async function createSandboxDiscoverer(options: {
   workDir: string;
   log: Logger;
   moduleTimeoutMs?: number;
+  /** Host uid of the sandboxes when this process is root (default 65534). */
+  sandboxUid?: number;
 }): Promise<Discoverer & { close(): Promise<void> }> {
   let contents: ReadonlyMap<string, string> = new Map();
   const executor = await createExecutorDeps({
@@ -21,6 +23,7 @@ export async function createSandboxDiscoverer(options: {
       return content;
     },
     logger: { warn: (fields, message) => options.log.warn(fields, message) },
+    ...(options.sandboxUid !== undefined && { sandboxUid: options.sandboxUid }),
   });
   let queue: Promise<unknown> = Promise.resolve();
   const discover: Discoverer = (request) => {

@@ -69,6 +69,8 @@ export async function createExecutorDeps(options: {
    * waiting at once; 0 (the default) turns it off.
    */
   preparedSandboxes?: number;
+  /** Host uid (and gid) of starters and sandboxes when the runner is root; default 65534. */
+  sandboxUid?: number;
 }): Promise<ExecutorDeps> {
   for (const dir of ["", "trees", "deno-dirs", "jobs"]) {
     await mkdir(join(options.workDir, dir), { recursive: true });
@@ -80,6 +82,7 @@ export async function createExecutorDeps(options: {
     host: await createSandboxHost(options.logger, {
       spares: options.sandboxSpares ?? 1,
       limits: defaultProcessLimits,
+      ...(options.sandboxUid !== undefined && { hostUid: options.sandboxUid }),
     }),
     deno: await locateDenoBinary(),
     bwrapPath,

@@ -41,19 +41,26 @@ export interface SandboxHost extends StarterTools {
 
 /**
  * Finds sh and setpriv (util-linux), probes the cgroups (logging what degrades) and, when the
- * runner is root, runs sandboxes as host uid 65534 rather than root. With `spares`, that
- * many starters wait ready; `reuse: false` gives every sandbox a starter of its own (only to
+ * runner is root, runs starters and sandboxes as host uid `hostUid` (default 65534, "nobody")
+ * rather than root; a runner that is not root runs them as itself. With `spares`, that many
+ * starters wait ready; `reuse: false` gives every sandbox a starter of its own (only to
  * measure what the pool saves).
  */
 export async function createSandboxHost(
   logger: LimitsLogger,
-  options: { spares?: number; limits?: ProcessLimits; reuse?: boolean } = {},
+  options: { spares?: number; limits?: ProcessLimits; reuse?: boolean; hostUid?: number } = {},
 ): Promise<SandboxHost> {
   const isRoot = process.getuid?.() === 0;
+  if (options.hostUid !== undefined && !isRoot) {
+    logger.warn(
+      { hostUid: options.hostUid },
+      "a sandbox uid applies only to a runner running as root; sandboxes run as the runner's uid",
+    );
+  }
   const tools: StarterTools = {
     shPath: findExecutable("/bin/sh"),
     setprivPath: findExecutable("setpriv"),
-    hostUid: isRoot ? sandboxUid : null,
+    hostUid: isRoot ? checkHostUid(options.hostUid ?? sandboxUid) : null,
   };
   // Private: the files here hold each sandbox's channel token until it has ended. Named by
   // this process, so a later runner removes what a crashed one left.
@@ -91,6 +98,14 @@ export async function createSandboxHost(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+// Root would make a sandbox escape host root; 2^32 - 1 is "no uid" to the kernel.
+function checkHostUid(uid: number): number {
+  if (!Number.isInteger(uid) || uid < 1 || uid >= 2 ** 32 - 1) {
+    throw new Error(`sandbox uid ${uid} must be an integer from 1 to ${2 ** 32 - 2}`);
+  }
+  return uid;
 }
 
 const starterDirPrefix = "bifrost-starters-";

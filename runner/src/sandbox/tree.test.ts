@@ -1,5 +1,16 @@
 import { createHash } from "node:crypto";
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes } from "node:fs/promises";
+import {
+  lchown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
@@ -151,4 +162,31 @@ describe("ensureDenoDir", () => {
     expect((await lstat(dir)).mode & 0o777).toBe(0o700);
     await expect(ensureDenoDir(join(root, "deno"), "../x", null)).rejects.toThrow(TreeError);
   });
+
+  // chown needs root, as the runner that sets a sandbox uid is.
+  (process.getuid?.() === 0 ? test : test.skip)(
+    "hands a cache written under another sandbox uid to the new one, links and all",
+    async () => {
+      const first = await ensureDenoDir(join(root, "deno"), "org-b", 65534);
+      await mkdir(join(first, "gen", "file"), { recursive: true });
+      await writeFile(join(first, "gen", "file", "x.js"), "cached");
+      await symlink("/etc/hostname", join(first, "gen", "link"));
+      for (const path of ["gen", "gen/file", "gen/file/x.js"]) {
+        await lchown(join(first, path), 65534, 65534);
+      }
+      await lchown(join(first, "gen", "link"), 65534, 65534);
+      const hostnameOwner = (await lstat("/etc/hostname")).uid;
+      const again = await ensureDenoDir(join(root, "deno"), "org-b", 64123);
+      expect(again).toBe(first);
+      for (const path of ["", "gen", "gen/file", "gen/file/x.js", "gen/link"]) {
+        const info = await lstat(join(first, path));
+        expect([path, info.uid, info.gid]).toEqual([path, 64123, 64123]);
+      }
+      // The link's target is not followed.
+      expect((await lstat("/etc/hostname")).uid).toBe(hostnameOwner);
+      // Another organization's cache is left as it was.
+      const other = await ensureDenoDir(join(root, "deno"), "org-c", 65534);
+      expect((await lstat(other)).uid).toBe(65534);
+    },
+  );
 });

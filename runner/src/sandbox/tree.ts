@@ -1,6 +1,17 @@
 import { createHash, randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { chmod, chown, lstat, mkdir, open, readdir, rename, rm, utimes } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  lchown,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rm,
+  utimes,
+} from "node:fs/promises";
 import { dirname, join } from "node:path";
 
 /** One file of an organization's effective module tree. */
@@ -183,9 +194,22 @@ export async function ensureDenoDir(root: string, organizationId: string, uid: n
   if (ensuredDenoDirs.has(key)) return dir;
   await ensureRealDirectory(root, 0o711);
   await ensureRealDirectory(dir, 0o700);
-  if (uid !== null) await chown(dir, uid, uid);
+  if (uid !== null) {
+    // A cache written under another sandbox uid (the runner's was changed) would be read-only
+    // to this one: everything in it changes hands, links themselves and not their targets.
+    if ((await lstat(dir)).uid !== uid) await chownTree(dir, uid);
+    await chown(dir, uid, uid);
+  }
   ensuredDenoDirs.add(key);
   return dir;
+}
+
+async function chownTree(dir: string, uid: number): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(path, uid);
+    await lchown(path, uid, uid);
+  }
 }
 
 const ensuredDenoDirs = new Set<string>();

@@ -59,14 +59,19 @@ export interface SandboxFixture {
 
 const warnings: string[] = [];
 
-/** Creates the fixture; warnings about missing cgroups are collected, not printed. */
-export async function createSandboxFixture(): Promise<SandboxFixture> {
+/**
+ * Creates the fixture; warnings about missing cgroups are collected, not printed. `hostUid`
+ * is the sandbox host's (see `createSandboxHost`).
+ */
+export async function createSandboxFixture(
+  options: { hostUid?: number } = {},
+): Promise<SandboxFixture> {
   const root = await mkdtemp(join(tmpdir(), "bifrost-sandbox-test-"));
-  // The sandbox runs as host uid 65534, which must be able to reach every bind source.
+  // The sandbox runs as another host uid, which must be able to reach every bind source.
   await chmod(root, 0o711);
   const [deno, host] = await Promise.all([
     locateDenoBinary(),
-    createSandboxHost({ warn: (_fields, message) => warnings.push(message) }),
+    createSandboxHost({ warn: (_fields, message) => warnings.push(message) }, options),
   ]);
   const bwrapPath = findExecutable("bwrap");
   const contents = new Map<string, string>();
