@@ -1,6 +1,7 @@
 import { connectControlPlane } from "@bifrost/runner/jobs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
+import { createRunnerKey } from "../testing/runner-identity.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
 import { globalScope, orgScope } from "../testing/wire.js";
 import { organizationHostsKey, sandboxView } from "./sandbox-view.js";
@@ -60,20 +61,7 @@ beforeAll(async () => {
     value: { kind: { $case: "stringValue", value: "api.c.test" } },
     description: "",
   });
-  const { user } = await root.identity.createUser({
-    email: "runner@claim-view.test",
-    displayName: "",
-    platformAdmin: false,
-    organizationId: "",
-    role: 0,
-    runner: true,
-  });
-  const { secret } = await root.identity.createApiKey({
-    userId: user?.id as string,
-    name: "runner",
-    expiresAt: undefined,
-  });
-  runner = connectControlPlane(cp.address, secret);
+  runner = connectControlPlane(cp.address, await createRunnerKey(root, "claim-view"));
 });
 
 afterAll(async () => {

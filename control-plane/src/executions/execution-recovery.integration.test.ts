@@ -8,6 +8,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
+import { createRunnerKey } from "../testing/runner-identity.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
 import { globalScope } from "../testing/wire.js";
 
@@ -29,21 +30,7 @@ beforeAll(async () => {
     content: `import { workflow } from "bifrost";\nexport const quick = workflow({ name: "quick" }, (_p, ctx) => ({ org: ctx.organization.name }));`,
   });
   await cp.discovery.drain();
-  const { user } = await root.identity.createUser({
-    email: "runner@recovery.test",
-    displayName: "",
-    platformAdmin: false,
-    organizationId: "",
-    role: 0,
-    runner: true,
-  });
-  runnerKey = (
-    await root.identity.createApiKey({
-      userId: user?.id as string,
-      name: "runner",
-      expiresAt: undefined,
-    })
-  ).secret;
+  runnerKey = await createRunnerKey(root, "recovery");
   workDir = await mkdtemp(join(tmpdir(), "bifrost-recovery-test-"));
 });
 

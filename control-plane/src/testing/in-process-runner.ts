@@ -14,6 +14,7 @@ import { connect } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import type { ApiClients } from "./grpc-clients.js";
 import type { TestControlPlane } from "./harness.js";
+import { createRunnerKey } from "./runner-identity.js";
 
 /** A runner in the test's own process (the real job loop, handler and sandbox). */
 export interface InProcessRunner {
@@ -34,19 +35,7 @@ export async function startInProcessRunner(
   options: { name: string; capacity?: number; heartbeat?: boolean; metrics?: RunnerMetrics },
 ): Promise<InProcessRunner> {
   const capacity = options.capacity ?? 2;
-  const { user } = await root.identity.createUser({
-    email: `${options.name}@runners.test`,
-    displayName: options.name,
-    platformAdmin: false,
-    organizationId: "",
-    role: 0,
-    runner: true,
-  });
-  const { secret } = await root.identity.createApiKey({
-    userId: user?.id as string,
-    name: "runner",
-    expiresAt: undefined,
-  });
+  const secret = await createRunnerKey(root, options.name);
   const workDir = await mkdtemp(join(tmpdir(), `bifrost-${options.name}-`));
   const client = connectControlPlane(cp.address, secret);
   const nats = await connect({ servers: inject("natsUrl") });

@@ -1,5 +1,6 @@
 import { type Execution, ExecutionStatus } from "@bifrost/proto";
 import type { TestControlPlane } from "./harness.js";
+import { createRunnerKey } from "./runner-identity.js";
 import { createTenancyWorld, type TenancyWorld } from "./tenancy-world.js";
 import { globalScope, orgScope } from "./wire.js";
 
@@ -67,19 +68,7 @@ export async function createResilienceWorld(cp: TestControlPlane): Promise<Resil
     description: "",
   });
   await cp.discovery.drain();
-  const { user } = await root.identity.createUser({
-    email: "runner@resilience.test",
-    displayName: "",
-    platformAdmin: false,
-    organizationId: "",
-    role: 0,
-    runner: true,
-  });
-  const { secret: runnerKey } = await root.identity.createApiKey({
-    userId: user?.id as string,
-    name: "runner",
-    expiresAt: undefined,
-  });
+  const runnerKey = await createRunnerKey(root, "resilience");
 
   const waitFor = async (id: string, check: (e: Execution) => boolean, withinMs = 20_000) => {
     const api = world.as(world.keys.platformAdmin);
