@@ -172,9 +172,8 @@ async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
   await writeFile(join(jobDir, "import_map.json"), JSON.stringify({ imports: {} }));
   const command = buildSandboxCommand({
     bwrapPath: executor.bwrapPath,
-    deno: executor.deno,
+    rootDir: executor.rootDir,
     workspaceDir,
-    sdkDir: executor.sdkDir,
     jobDir,
     socketDir,
     denoDir: await ensureDenoDir(executor.denoDirs, "baseline", executor.host.hostUid),

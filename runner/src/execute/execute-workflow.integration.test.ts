@@ -8,6 +8,7 @@ import type { ExecutionServices } from "../channel/sdk-channel.js";
 import { findExecutable, locateDenoBinary } from "../sandbox/deno-binary.js";
 import { defaultProcessLimits } from "../sandbox/resource-limits.js";
 import { createSandboxHost } from "../sandbox/sandbox-process.js";
+import { prepareSandboxRoot } from "../sandbox/sandbox-root.js";
 import { discoverModules } from "./discover-modules.js";
 import {
   type ExecutionSpec,
@@ -78,11 +79,13 @@ beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "bifrost-exec-test-"));
   await chmod(root, 0o711);
   for (const dir of ["trees", "deno-dirs", "jobs"]) await mkdir(join(root, dir), { mode: 0o711 });
+  const deno = await locateDenoBinary();
+  const sdkDir = await bundleSdk(builtSdkEntry(), join(root, "sdk"));
   deps = {
     host: await createSandboxHost({ warn: () => {} }),
-    deno: await locateDenoBinary(),
+    deno,
     bwrapPath: findExecutable("bwrap"),
-    sdkDir: await bundleSdk(builtSdkEntry(), join(root, "sdk")),
+    rootDir: await prepareSandboxRoot({ parent: root, deno, sdkDir }),
     trees: { root: join(root, "trees"), fetchContent: async (hash) => contents.get(hash) ?? "" },
     denoDirs: join(root, "deno-dirs"),
     jobs: join(root, "jobs"),

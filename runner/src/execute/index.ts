@@ -9,6 +9,7 @@ import { findExecutable, locateDenoBinary } from "../sandbox/deno-binary.js";
 import type { LimitsLogger } from "../sandbox/resource-limits.js";
 import { defaultProcessLimits } from "../sandbox/resource-limits.js";
 import { createSandboxHost } from "../sandbox/sandbox-process.js";
+import { prepareSandboxRoot } from "../sandbox/sandbox-root.js";
 import { createPreparedSandboxes } from "./prepared-sandboxes.js";
 import type { ExecutorDeps } from "./sandbox-job.js";
 import { prepareSdkDir } from "./sdk-bundle.js";
@@ -51,7 +52,7 @@ async function assertTraversable(dir: string): Promise<void> {
 
 /**
  * Prepares a work directory (trees, per-org Deno caches, job dirs, the SDK bundled into one
- * module; traversable by the sandbox's uid) and finds bwrap, Deno and the built SDK.
+ * module, the sandbox root holding Deno and the SDK; traversable by the sandbox's uid) and finds bwrap, Deno and the built SDK.
  * `fetchContent` supplies module content by hash when a tree is materialized.
  */
 export async function createExecutorDeps(options: {
@@ -78,17 +79,21 @@ export async function createExecutorDeps(options: {
   }
   await assertTraversable(options.workDir);
   const bwrapPath = findExecutable("bwrap");
+  const deno = await locateDenoBinary();
+  const sdkDir = await prepareSdkDir(
+    builtSdkEntry(),
+    join(options.workDir, "sdk"),
+    (fields, message) => options.logger.warn(fields, message),
+  );
   return {
     host: await createSandboxHost(options.logger, {
       spares: options.sandboxSpares ?? 1,
       limits: defaultProcessLimits,
       ...(options.sandboxUid !== undefined && { hostUid: options.sandboxUid }),
     }),
-    deno: await locateDenoBinary(),
+    deno,
     bwrapPath,
-    sdkDir: await prepareSdkDir(builtSdkEntry(), join(options.workDir, "sdk"), (fields, message) =>
-      options.logger.warn(fields, message),
-    ),
+    rootDir: await prepareSandboxRoot({ parent: options.workDir, deno, sdkDir }),
     trees: { root: join(options.workDir, "trees"), fetchContent: options.fetchContent },
     denoDirs: join(options.workDir, "deno-dirs"),
     jobs: join(options.workDir, "jobs"),

@@ -26,8 +26,8 @@ export interface ExecutorDeps {
   host: SandboxHost;
   deno: DenoBinary;
   bwrapPath: string;
-  /** The built SDK directory (sdk/dist), mounted at /sdk. */
-  sdkDir: string;
+  /** The sandbox root (sandbox-root.ts): Deno, its libraries and the SDK, mounted as /. */
+  rootDir: string;
   /** Trees per (organization, fingerprint), with content fetched by hash when missing. */
   trees: TreeStore;
   /** Parent of the per-organization Deno caches. */
@@ -183,9 +183,8 @@ export async function bootSandboxJob(
   try {
     const command = buildSandboxCommand({
       bwrapPath: deps.bwrapPath,
-      deno: deps.deno,
+      rootDir: deps.rootDir,
       workspaceDir,
-      sdkDir: deps.sdkDir,
       jobDir,
       socketDir,
       denoDir: await ensureDenoDir(deps.denoDirs, boot.treeOwner, deps.host.hostUid),

@@ -13,12 +13,8 @@ const shared = buildNetworkPolicy({ workflowHosts: ["api.halo.com"], organizatio
 function spec(overrides: Partial<SandboxCommandSpec> = {}): SandboxCommandSpec {
   return {
     bwrapPath: "/usr/bin/bwrap",
-    deno: {
-      path: "/opt/node_modules/@deno/linux-x64-glibc/deno",
-      libraries: ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"],
-    },
+    rootDir: "/var/lib/bifrost/sandbox-root-0123",
     workspaceDir: "/var/lib/bifrost/trees/org-a/f00d",
-    sdkDir: "/opt/bifrost/sdk",
     jobDir: "/var/lib/bifrost/jobs/exec-1",
     socketDir: "/run/bifrost-runner/exec-1",
     denoDir: "/var/lib/bifrost/deno-dirs/org-a",
@@ -97,30 +93,31 @@ describe("buildSandboxCommand", () => {
     expect(fdArgs.indexOf("--clearenv")).toBeLessThan(fdArgs.indexOf("--setenv"));
   });
 
-  test("only Deno, its libraries and the contract's directories are mounted", () => {
+  test("only the sandbox root (read-only, as /), the contract's directories and two devices are mounted", () => {
     const s = spec();
     const { fdArgs } = buildSandboxCommand(s);
     const binds: string[] = [];
     fdArgs.forEach((arg, i) => {
-      if (arg === "--ro-bind" || arg === "--bind")
-        binds.push(`${arg} ${fdArgs[i + 1]} ${fdArgs[i + 2]}`);
+      if (arg.endsWith("bind")) binds.push(`${arg} ${fdArgs[i + 1]} ${fdArgs[i + 2]}`);
     });
     expect(binds).toEqual([
-      `--ro-bind ${s.deno.path} /bin/deno`,
-      "--ro-bind /lib/x86_64-linux-gnu/libc.so.6 /lib/x86_64-linux-gnu/libc.so.6",
-      "--ro-bind /lib64/ld-linux-x86-64.so.2 /lib64/ld-linux-x86-64.so.2",
+      `--ro-bind ${s.rootDir} /`,
       `--ro-bind ${s.workspaceDir} /workspace`,
-      `--ro-bind ${s.sdkDir} /sdk`,
       `--ro-bind ${s.jobDir} /job`,
       `--ro-bind ${s.socketDir} /run/bifrost`,
       `--bind ${s.denoDir} /deno-dir`,
+      "--dev-bind /dev/null /dev/null",
+      "--dev-bind /dev/urandom /dev/urandom",
     ]);
     expect(pairAt(fdArgs, "--size", String(16 * 1024 * 1024), "--tmpfs", "/tmp")).toBeGreaterThan(
       0,
     );
     expect(pairAt(fdArgs, "--proc", "/proc")).toBeGreaterThan(0);
-    expect(pairAt(fdArgs, "--dev", "/dev")).toBeGreaterThan(0);
-    expect(pairAt(fdArgs, "--remount-ro", "/")).toBe(fdArgs.length - 2);
+    // The root comes first: every other mount lands on top of it.
+    expect(fdArgs.findIndex((arg) => arg.endsWith("bind") || arg === "--tmpfs")).toBe(
+      pairAt(fdArgs, "--ro-bind", s.rootDir, "/"),
+    );
+    expect(fdArgs).not.toContain("--dev");
     expect(fdArgs.join(" ")).not.toMatch(
       /--(dev-)?bind(-try)? \/ |\/etc\/(passwd|shadow)|\/home|\/root/,
     );
@@ -131,7 +128,11 @@ describe("buildSandboxCommand", () => {
       spec({ network: shared, resolver: { hosts: "/srv/test/hosts" } }),
     );
     expect(fdArgs).not.toContain("--unshare-net");
-    expect(pairAt(fdArgs, "--ro-bind", "/srv/test/hosts", "/etc/hosts")).toBeGreaterThan(0);
+    // The root is read-only: the files go onto a tmpfs at /etc, read-only once in place.
+    const tmpfs = pairAt(fdArgs, "--tmpfs", "/etc");
+    expect(tmpfs).toBeGreaterThan(0);
+    expect(pairAt(fdArgs, "--remount-ro", "/etc")).toBeGreaterThan(tmpfs);
+    expect(pairAt(fdArgs, "--ro-bind", "/srv/test/hosts", "/etc/hosts")).toBeGreaterThan(tmpfs);
     expect(pairAt(fdArgs, "--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf")).toBeGreaterThan(0);
     expect(pairAt(fdArgs, "--ro-bind", "/etc/nsswitch.conf", "/etc/nsswitch.conf")).toBeGreaterThan(
       0,

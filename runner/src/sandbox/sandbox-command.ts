@@ -16,6 +16,13 @@ export const sandboxPaths = {
   tmp: "/tmp",
 } as const;
 
+/**
+ * The devices a sandbox gets, bound from the host. Deno needs no other: /dev/null stands in
+ * for a closed standard stream, and V8 seeds its random numbers from /dev/urandom (without
+ * it, from the clock). User code can open neither: Deno grants it no read of /dev.
+ */
+export const sandboxDevices = ["/dev/null", "/dev/urandom"] as const;
+
 /** The unprivileged identity code runs as inside the sandbox ("nobody"). */
 export const sandboxUid = 65534;
 
@@ -27,10 +34,13 @@ export const sandboxUid = 65534;
  */
 export interface SandboxCommandSpec {
   bwrapPath: string;
-  deno: { path: string; libraries: readonly string[] };
+  /**
+   * The sandbox root (sandbox-root.ts): Deno, its libraries, the SDK and the mount points,
+   * mounted read-only as /.
+   */
+  rootDir: string;
   /** The org's materialized effective tree (tree.ts), mounted read-only at /workspace. */
   workspaceDir: string;
-  sdkDir: string;
   /** Holds import_map.json and entry.js; mounted read-only at /job. */
   jobDir: string;
   /** This execution's directory holding sdk.sock; mounted read-only at /run/bifrost. */
@@ -84,22 +94,15 @@ const defaultResolver = {
  * Builds the bubblewrap + Deno command for one execution (pure). The sandbox gets new user,
  * pid, ipc, uts, cgroup and mount namespaces (and an empty network namespace unless a host
  * is declared), uid/gid 65534 with no capabilities and no nested user namespaces, a cleared
- * environment with only the contract's variables, and a read-only root holding only: the
- * Deno binary and its libraries, /workspace, /sdk and /job (read-only), the socket directory,
- * the org's /deno-dir (read-write), a size-capped /tmp, a fresh /proc and a minimal /dev
- * (plus resolv.conf, hosts and nsswitch.conf when the network is shared). Deno gets no
+ * environment with only the contract's variables, and a read-only root (sandbox-root.ts)
+ * holding only: the Deno binary and its libraries, /sdk, /workspace and /job (read-only), the
+ * socket directory, the org's /deno-dir (read-write), a size-capped /tmp, a fresh /proc and
+ * /dev/null and /dev/urandom (plus resolv.conf, hosts and nsswitch.conf when the network is
+ * shared). Deno gets no
  * read, write, run, ffi, sys or import permission beyond the SDK socket.
  */
 export function buildSandboxCommand(spec: SandboxCommandSpec): SandboxCommand {
-  const hostPaths = [
-    spec.deno.path,
-    ...spec.deno.libraries,
-    spec.workspaceDir,
-    spec.sdkDir,
-    spec.jobDir,
-    spec.socketDir,
-    spec.denoDir,
-  ];
+  const hostPaths = [spec.rootDir, spec.workspaceDir, spec.jobDir, spec.socketDir, spec.denoDir];
   for (const path of hostPaths) checkArgument("host path", path, true);
   checkArgument("token", spec.token, false);
   if (!Number.isInteger(spec.heapLimitMb) || spec.heapLimitMb < 16) {
@@ -145,17 +148,15 @@ export function buildSandboxCommand(spec: SandboxCommandSpec): SandboxCommand {
     String(sandboxSeccompFd),
     "--clearenv",
     ...Object.entries(env).flatMap(([name, value]) => ["--setenv", name, value]),
+    // One bind for Deno, its libraries and the SDK: each bind costs bubblewrap a mount, a
+    // remount and a parse of the mount table (sandbox-root.ts).
     "--ro-bind",
-    spec.deno.path,
-    sandboxPaths.deno,
-    ...spec.deno.libraries.flatMap((library) => ["--ro-bind", library, library]),
+    spec.rootDir,
+    "/",
     ...(spec.network.shareHostNetwork ? resolverBinds(spec.resolver) : []),
     "--ro-bind",
     spec.workspaceDir,
     sandboxPaths.workspace,
-    "--ro-bind",
-    spec.sdkDir,
-    sandboxPaths.sdk,
     "--ro-bind",
     spec.jobDir,
     sandboxPaths.job,
@@ -173,11 +174,10 @@ export function buildSandboxCommand(spec: SandboxCommandSpec): SandboxCommand {
     sandboxPaths.tmp,
     "--proc",
     "/proc",
-    "--dev",
-    "/dev",
+    // Two devices rather than bubblewrap's --dev (a tmpfs, six device binds, devpts and
+    // /dev/shm): see sandboxDevices.
+    ...sandboxDevices.flatMap((device) => ["--dev-bind", device, device]),
     "--chdir",
-    "/",
-    "--remount-ro",
     "/",
   ];
   return {
@@ -214,10 +214,14 @@ export function denoRunArgs(spec: Pick<SandboxCommandSpec, "network" | "heapLimi
 function resolverBinds(resolver: SandboxCommandSpec["resolver"]): string[] {
   const files = { ...defaultResolver, ...resolver };
   for (const path of Object.values(files)) checkArgument("resolver file", path, true);
+  // The root is read-only and its /etc empty: the files are mounted on a tmpfs of their own,
+  // made read-only again once they are in place.
   return [
+    ["--tmpfs", "/etc"],
     ["--ro-bind", files.resolvConf, "/etc/resolv.conf"],
     ["--ro-bind", files.hosts, "/etc/hosts"],
     ["--ro-bind", files.nsswitch, "/etc/nsswitch.conf"],
+    ["--remount-ro", "/etc"],
   ].flat();
 }
 

@@ -13,6 +13,7 @@ import {
   type SandboxHost,
   type SandboxOutcome,
 } from "../sandbox/sandbox-process.js";
+import { prepareSandboxRoot } from "../sandbox/sandbox-root.js";
 import { ensureDenoDir, materializeTree, type TreeStore } from "../sandbox/tree.js";
 
 /** One probe: a script run as /job/entry.js in the real sandbox. */
@@ -89,6 +90,7 @@ export async function createSandboxFixture(
   };
   const sdkDir = await directory("sdk");
   await writeFile(join(sdkDir, "mod.js"), "export const sdk = true;\n");
+  const rootDir = await prepareSandboxRoot({ parent: root, deno, sdkDir });
 
   const tree = async (organizationId: string, files: Record<string, string>) => {
     const entries = Object.entries(files).map(([path, content]) => {
@@ -113,9 +115,8 @@ export async function createSandboxFixture(
     await writeFile(join(jobDir, "import_map.json"), JSON.stringify(importMap));
     const command = buildSandboxCommand({
       bwrapPath,
-      deno,
+      rootDir,
       workspaceDir,
-      sdkDir,
       jobDir,
       socketDir: probe.socketDir ?? (await directory("socket")),
       denoDir: await ensureDenoDir(join(root, "deno-dirs"), organizationId, host.hostUid),
