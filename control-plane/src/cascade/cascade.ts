@@ -58,6 +58,13 @@ export interface Cascade {
    * read costs no round trip of its own and shares the statement's snapshot.
    */
   winnerColumn(sql: SqlOrTx, organizationIdColumn: string, key: string, alias: string): Fragment;
+  /**
+   * A condition for another statement: true while `key` still resolves, for the organization,
+   * to the row whose `id` column is `id`. For tables whose rows are replaced, never updated,
+   * when what they declare changes (a new id is a new row), so a caller that remembers a
+   * resolution can act on it in one statement and learn in that statement whether it held.
+   */
+  stillResolvesTo(sql: SqlOrTx, organizationId: string, key: string, id: string): Fragment;
 }
 
 /**
@@ -147,6 +154,15 @@ export function createCascade(definition: CascadeTable): Cascade {
           and (t.organization_id = ${sql(organizationIdColumn)} or t.organization_id is null)
         order by t.organization_id is null
         limit 1) as ${sql(alias)}`;
+    },
+
+    stillResolvesTo(sql, organizationId, key, id) {
+      return sql`(
+        select t.id from ${sql(table)} t
+        where t.${sql(keyColumn)} = ${key}
+          and (t.organization_id = ${organizationId} or t.organization_id is null)
+        order by t.organization_id is null
+        limit 1) = ${id}::bigint`;
     },
   };
 }

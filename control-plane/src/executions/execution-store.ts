@@ -8,6 +8,7 @@ import type { SecretStore } from "../secrets/secret-store.js";
 import {
   type DataProviderRecord,
   validateWorkflowName,
+  type WorkflowRecord,
   type WorkflowStore,
 } from "../workflows/workflow-store.js";
 
@@ -138,6 +139,20 @@ export interface ExecutionSnapshot extends SnapshotEvents<Date> {
   record: ExecutionRecord;
 }
 
+/** Most workflow resolutions an execution store remembers (see `resolvedWorkflows`). */
+const rememberedWorkflowsMax = 10_000;
+
+/** What a queued execution is inserted with. */
+interface QueuedRun {
+  organizationId: string;
+  kind: ExecutionKind;
+  name: string;
+  modulePath: string;
+  network: string[];
+  timeoutSeconds: number;
+  params: Record<string, unknown>;
+}
+
 /** Channel on which the end of an execution is announced (payload: its id). */
 export const executionDoneChannel = "bifrost_execution_done";
 
@@ -158,18 +173,26 @@ export function createExecutionStore(deps: {
     return toExecutionRecord(row);
   }
 
-  async function insertQueued(
+  /**
+   * Workflow resolutions this process has used, by organization and name. A start that finds
+   * one inserts under the condition that the name still resolves to that very declaration
+   * (`stillResolvesTo`), so the workflow's read costs no statement of its own and a stale entry
+   * is never acted on: the insert does nothing, and the start resolves afresh.
+   */
+  const resolvedWorkflows = new Map<string, WorkflowRecord>();
+
+  async function insertQueued(actor: Actor, run: QueuedRun): Promise<ExecutionRecord> {
+    const record = await tryInsertQueued(actor, run);
+    if (!record) throw failedPrecondition(`organization "${run.organizationId}" is inactive`);
+    return record;
+  }
+
+  /** The queued execution, or undefined if the organization is inactive or `guard` is false. */
+  async function tryInsertQueued(
     actor: Actor,
-    run: {
-      organizationId: string;
-      kind: ExecutionKind;
-      name: string;
-      modulePath: string;
-      network: string[];
-      timeoutSeconds: number;
-      params: Record<string, unknown>;
-    },
-  ): Promise<ExecutionRecord> {
+    run: QueuedRun,
+    guard?: Fragment,
+  ): Promise<ExecutionRecord | undefined> {
     // One statement, atomic on its own: the organization must be active (checked by the
     // insert itself, no window between a check and the insert), and the audit event is the
     // row `recordAudit` would write. Three round trips fewer than a transaction, on the path of
@@ -182,6 +205,7 @@ export function createExecutionStore(deps: {
         select ${run.organizationId}, ${run.kind}, ${run.name}, ${run.modulePath}, ${run.network},
           ${run.timeoutSeconds}, 'queued', ${sql.json(run.params as never)}, ${actor.userId}
         where exists (select 1 from organizations where id = ${run.organizationId} and active)
+          and ${guard ?? sql`true`}
         returning *),
       audited as (
         insert into audit_events (actor_user_id, actor_api_key_id, organization_id, action, target_type, target, details)
@@ -189,8 +213,24 @@ export function createExecutionStore(deps: {
           ${sql.json(details as never)}
         from created)
       select * from created`;
-    if (!row) throw failedPrecondition(`organization "${run.organizationId}" is inactive`);
-    return toExecutionRecord(row);
+    return row && toExecutionRecord(row);
+  }
+
+  /** The queued run of a workflow with params already checked against its schema. */
+  function workflowRun(
+    organizationId: string,
+    workflow: WorkflowRecord,
+    params: unknown,
+  ): QueuedRun {
+    return {
+      organizationId,
+      kind: "workflow",
+      name: workflow.name,
+      modulePath: workflow.modulePath,
+      network: workflow.metadata.network,
+      timeoutSeconds: workflow.metadata.timeoutSeconds ?? defaultTimeoutSeconds,
+      params: params as Record<string, unknown>,
+    };
   }
 
   return {
@@ -203,6 +243,26 @@ export function createExecutionStore(deps: {
     ) {
       validateWorkflowName(workflowName);
       checkParamsSize(params, "params");
+      const key = `${organizationId}\0${workflowName}`;
+      const remembered = resolvedWorkflows.get(key);
+      if (remembered) {
+        // Refusals are never made on a remembered schema: a failed check resolves afresh.
+        const checked = validateParams(remembered.metadata.params, params);
+        if (checked.ok) {
+          const guard = deps.workflows.stillResolvesTo(
+            organizationId,
+            workflowName,
+            remembered.declarationId,
+          );
+          const record = await tryInsertQueued(
+            actor,
+            workflowRun(organizationId, remembered, checked.value),
+            guard,
+          );
+          if (record) return record;
+        }
+        resolvedWorkflows.delete(key);
+      }
       const { workflow } = await deps.workflows.resolve(organizationId, workflowName);
       const checked = validateParams(workflow.metadata.params, params);
       if (!checked.ok) {
@@ -210,15 +270,13 @@ export function createExecutionStore(deps: {
           checked.errors.map((e) => `params.${e.field}: ${e.message}`).join("; "),
         );
       }
-      return insertQueued(actor, {
-        organizationId,
-        kind: "workflow",
-        name: workflow.name,
-        modulePath: workflow.modulePath,
-        network: workflow.metadata.network,
-        timeoutSeconds: workflow.metadata.timeoutSeconds ?? defaultTimeoutSeconds,
-        params: checked.value as Record<string, unknown>,
-      });
+      const record = await insertQueued(
+        actor,
+        workflowRun(organizationId, workflow, checked.value),
+      );
+      if (resolvedWorkflows.size >= rememberedWorkflowsMax) resolvedWorkflows.clear();
+      resolvedWorkflows.set(key, workflow);
+      return record;
     },
 
     /**

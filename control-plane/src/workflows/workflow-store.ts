@@ -1,12 +1,17 @@
 import type { DataProviderMeta, WorkflowMeta } from "@bifrost/sdk/host";
 import { createCascade, type Provenance } from "../cascade/cascade.js";
-import type { Sql, SqlOrTx } from "../db/postgres.js";
+import type { Fragment, Sql, SqlOrTx } from "../db/postgres.js";
 import { invalidArgument, notFound } from "../errors.js";
 import { assertOrganizationExists } from "../organizations/organization-store.js";
 import { type Scope, scopeOfRow, scopeOrganizationId } from "../scope.js";
 
 /** A workflow as stored: its scope, module and the metadata its module declared. */
 export interface WorkflowRecord {
+  /**
+   * The declaration's row: a rediscovery replaces rows, so a new id is a new declaration
+   * (metadata, module). What a remembered resolution is checked against.
+   */
+  declarationId: string;
   scope: Scope;
   name: string;
   modulePath: string;
@@ -64,6 +69,11 @@ export interface WorkflowStore {
     organizationId: string,
     name: string,
   ): Promise<{ workflow: WorkflowRecord; provenance: Provenance }>;
+  /**
+   * A condition for another statement: true while the organization's workflow `name` still
+   * resolves to this declaration (see `declarationId`).
+   */
+  stillResolvesTo(organizationId: string, name: string, declarationId: string): Fragment;
   /** The data provider an organization runs under this name (its own, else the global one). */
   resolveDataProvider(
     organizationId: string,
@@ -74,7 +84,7 @@ export interface WorkflowStore {
 const workflowCascade = createCascade({
   table: "workflows",
   keyColumn: "name",
-  columns: ["module_path", "export_name", "metadata", "discovered_at"],
+  columns: ["id", "module_path", "export_name", "metadata", "discovered_at"],
 });
 
 const dataProviderCascade = createCascade({
@@ -84,6 +94,7 @@ const dataProviderCascade = createCascade({
 });
 
 interface WorkflowRow {
+  id: string;
   organization_id: string | null;
   name?: string;
   key?: string;
@@ -94,6 +105,7 @@ interface WorkflowRow {
 }
 
 const toRecord = (row: WorkflowRow): WorkflowRecord => ({
+  declarationId: String(row.id),
   scope: scopeOfRow(row.organization_id),
   name: (row.name ?? row.key) as string,
   modulePath: row.module_path,
@@ -204,6 +216,10 @@ export function createWorkflowStore(sql: Sql): WorkflowStore {
         workflow: toRecord(winner as unknown as WorkflowRow),
         provenance: winner.provenance,
       };
+    },
+
+    stillResolvesTo(organizationId, name, declarationId) {
+      return workflowCascade.stillResolvesTo(sql, organizationId, name, declarationId);
     },
 
     async resolveDataProvider(organizationId, rawName) {
