@@ -78,10 +78,13 @@ export function createStores(deps: {
   const config = createConfigStore(sql);
   const secrets = createSecretStore(sql, settings.secretKeyring);
   const workflows = createWorkflowStore(sql);
+  const identity = createIdentityStore(sql);
   return {
     redis: { client: redis, prefix: settings.redisKeyPrefix },
-    organizations: createOrganizationStore(sql),
-    identity: createIdentityStore(sql),
+    organizations: createOrganizationStore(sql, {
+      principalsChanged: identity.forgetRememberedKeys,
+    }),
+    identity,
     modules: createModuleStore({ sql, cache, log, maxModuleBytes: settings.moduleMaxBytes }),
     config,
     secrets,
@@ -118,6 +121,9 @@ export async function startControlPlaneServer(deps: {
   metrics?: ControlPlaneMetrics;
 }): Promise<GrpcServer> {
   const { sql, stores, log } = deps;
+  // Every RPC authenticates: with changes followed, a key's check is a statement only when
+  // it is not remembered (identity-store.ts).
+  const principals = await stores.identity.followChanges();
   const edge: EdgeDeps = {
     identity: stores.identity,
     log,
@@ -190,13 +196,17 @@ export async function startControlPlaneServer(deps: {
       }),
     },
     { listen: deps.listen, log },
-  );
+  ).catch(async (error: unknown) => {
+    await principals.close();
+    throw error;
+  });
   return {
     port: server.port,
     async shutdown(graceMs) {
       await server.shutdown(graceMs);
       // The calls that published jobs are done: write their marks before the pool closes.
       await marks.flush();
+      await principals.close();
     },
   };
 }

@@ -37,13 +37,22 @@ test("a database at the previous schema version migrates forward with its data i
     await sql`insert into audit_events (organization_id, action, target_type, target) values (${org?.id}, 'organization.create', 'organization', ${org?.id})`;
     await sql`insert into modules (organization_id, path, content, content_hash, size_bytes)
       values (${org?.id}, 'shared/old.ts', 'old', encode(sha256('old'), 'hex'), 3)`;
-    // The schema as a list of relations (tables, indexes, sequences), to see the step applied.
+    // The schema as a list of its objects (tables, indexes, sequences, triggers, functions),
+    // to see the step applied.
     const relations = async () =>
       (
-        await sql<{ relname: string }[]>`
-        select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = 'public' order by 1`
-      ).map((r) => r.relname);
+        await sql<{ name: string }[]>`
+        select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'public'
+        union all
+        select 'trigger ' || t.tgname from pg_trigger t join pg_class c on c.oid = t.tgrelid
+          join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'public' and not t.tgisinternal
+        union all
+        select 'function ' || p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = 'public'
+        order by 1`
+      ).map((r) => r.name);
     const before = await relations();
 
     expect(await migrate(databaseUrl)).toEqual(applied.slice(-1));

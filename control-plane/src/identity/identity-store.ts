@@ -45,6 +45,19 @@ export interface ApiKeyRecord {
 /** Users, memberships and API keys, and turning a presented key into a Principal. */
 export interface IdentityStore {
   authenticate(authorization: string | undefined): Promise<Principal>;
+  /**
+   * Listens for changes to keys, users, memberships and organizations made anywhere (the
+   * database announces them, see `principalsChangedChannel`) and forgets remembered key
+   * checks on each. Until this is called, only runner keys are remembered (see
+   * `keyCheckMemoryMs`); while it runs, every key is.
+   */
+  followChanges(): Promise<{ close(): Promise<void> }>;
+  /**
+   * Forgets every remembered key check now: for a change made through this replica in
+   * another store (an organization deactivated or deleted), so this replica's next call does
+   * not wait for the database's announcement.
+   */
+  forgetRememberedKeys(): void;
   createUser(
     actor: Actor,
     user: { email: string; displayName: string; platformAdmin: boolean; runner?: boolean },
@@ -159,29 +172,42 @@ function validateLabel(value: string, field: string, max: number): string {
 }
 
 /**
- * How long a runner identity's key check is remembered. Runners call on every execution's
- * path (claim, events, completion), and the check is a join of keys, users and memberships:
- * ~1 ms each time. Revoking a key or changing or deleting a user clears this replica's memory
- * at once; other replicas honour it within this many milliseconds. Human and service keys
- * are always checked afresh.
+ * How long a key check is remembered. The check is a join of keys, users, memberships and
+ * organizations, ~1 ms and a statement on every RPC (a runner calls on every execution's path).
+ * A change made through this replica forgets everything at once, before and after the write.
+ * A change made anywhere else reaches every replica that follows changes (`followChanges`,
+ * PostgreSQL NOTIFY from triggers) as soon as the notification does; this bound is for a
+ * replica whose listening connection is down and reconnecting, which may miss one. A replica
+ * that does not follow changes remembers only runner keys, for the same time.
  */
-export const runnerKeyCacheMs = 5_000;
-const runnerKeyCacheMax = 1_000;
+export const keyCheckMemoryMs = 5_000;
+const rememberedKeysMax = 10_000;
+
+/** Channel the database announces changes to keys, users, memberships and organizations on. */
+export const principalsChangedChannel = "bifrost_principals_changed";
 
 /** Creates the identity store. */
 export function createIdentityStore(sql: Sql): IdentityStore {
-  const runnerKeys = new Map<
+  const rememberedKeys = new Map<
     string,
     { principal: Principal; until: number; expiresAt: Date | null }
   >();
-  // A change that decides whether a remembered runner key still holds forgets them all,
-  // before and after (after: a check racing the change may have remembered the old state).
-  async function forgettingRunnerKeys<T>(change: () => Promise<T>): Promise<T> {
-    runnerKeys.clear();
+  // Bumped on every forget: a check that read the database before a change and finishes
+  // after its announcement must not remember what it read.
+  let generation = 0;
+  let following = 0;
+  const forgetKeys = () => {
+    rememberedKeys.clear();
+    generation++;
+  };
+  // A change that decides whether a remembered key still holds forgets them all, before and
+  // after (after: a check racing the change may have remembered the old state).
+  async function forgettingKeys<T>(change: () => Promise<T>): Promise<T> {
+    forgetKeys();
     try {
       return await change();
     } finally {
-      runnerKeys.clear();
+      forgetKeys();
     }
   }
   // Refuses to leave the platform without a platform admin.
@@ -206,7 +232,7 @@ export function createIdentityStore(sql: Sql): IdentityStore {
       if (!match) throw unauthenticated('authorization metadata must be "Bearer <api key>"');
       const parsed = parseApiKey(match[1] as string);
       if (!parsed) throw unauthenticated("api key is not valid");
-      const remembered = runnerKeys.get(match[1] as string);
+      const remembered = rememberedKeys.get(match[1] as string);
       const now = Date.now();
       if (
         remembered &&
@@ -215,6 +241,7 @@ export function createIdentityStore(sql: Sql): IdentityStore {
       ) {
         return remembered.principal;
       }
+      const readAt = generation;
       const [row] = await sql<
         (ApiKeyRow & {
           secret_hash: Buffer;
@@ -255,15 +282,34 @@ export function createIdentityStore(sql: Sql): IdentityStore {
         runner: row.kind === "runner",
         memberships: new Map(row.memberships.map((m) => [m.o, { role: m.r, active: m.a }])),
       };
-      if (principal.runner) {
-        if (runnerKeys.size >= runnerKeyCacheMax) runnerKeys.clear();
-        runnerKeys.set(match[1] as string, {
+      if ((principal.runner || following > 0) && generation === readAt) {
+        if (rememberedKeys.size >= rememberedKeysMax) rememberedKeys.clear();
+        rememberedKeys.set(match[1] as string, {
           principal,
-          until: now + runnerKeyCacheMs,
+          until: now + keyCheckMemoryMs,
           expiresAt: row.expires_at,
         });
       }
       return principal;
+    },
+
+    forgetRememberedKeys: forgetKeys,
+
+    async followChanges() {
+      // Called on every (re)subscription too: whatever changed while the connection was
+      // down went unheard, so everything remembered before it is forgotten.
+      const subscription = await sql.listen(principalsChangedChannel, forgetKeys, forgetKeys);
+      following++;
+      let closed = false;
+      return {
+        async close() {
+          if (closed) return;
+          closed = true;
+          following--;
+          forgetKeys();
+          await subscription.unlisten();
+        },
+      };
     },
 
     async createUser(actor, user, membership) {
@@ -329,7 +375,7 @@ export function createIdentityStore(sql: Sql): IdentityStore {
         changes.displayName === undefined
           ? null
           : validateLabel(changes.displayName, "display_name", 200);
-      return forgettingRunnerKeys(() =>
+      return forgettingKeys(() =>
         sql.begin(async (tx) => {
           const [current] = await tx<UserRow[]>`select * from users where id = ${id} for update`;
           if (!current) throw notFound(`user "${id}" not found`);
@@ -356,7 +402,7 @@ export function createIdentityStore(sql: Sql): IdentityStore {
     },
 
     async deleteUser(actor, id) {
-      await forgettingRunnerKeys(() =>
+      await forgettingKeys(() =>
         sql.begin(async (tx) => {
           const [current] = await tx<UserRow[]>`select * from users where id = ${id} for update`;
           if (!current) throw notFound(`user "${id}" not found`);
@@ -375,27 +421,29 @@ export function createIdentityStore(sql: Sql): IdentityStore {
 
     async setMembership(actor, userId, organizationId, role) {
       try {
-        return await sql.begin(async (tx) => {
-          const [row] = await tx<
-            { user_id: string; organization_id: string; role: MembershipRole; created_at: Date }[]
-          >`
+        return await forgettingKeys(() =>
+          sql.begin(async (tx) => {
+            const [row] = await tx<
+              { user_id: string; organization_id: string; role: MembershipRole; created_at: Date }[]
+            >`
             insert into memberships (organization_id, user_id, role) values (${organizationId}, ${userId}, ${role})
             on conflict (organization_id, user_id) do update set role = excluded.role
             returning *`;
-          await recordAudit(tx, actor, {
-            organizationId,
-            action: "membership.set",
-            targetType: "membership",
-            target: userId,
-            details: { role },
-          });
-          return {
-            userId: row?.user_id as string,
-            organizationId: row?.organization_id as string,
-            role: row?.role as MembershipRole,
-            createdAt: row?.created_at as Date,
-          };
-        });
+            await recordAudit(tx, actor, {
+              organizationId,
+              action: "membership.set",
+              targetType: "membership",
+              target: userId,
+              details: { role },
+            });
+            return {
+              userId: row?.user_id as string,
+              organizationId: row?.organization_id as string,
+              role: row?.role as MembershipRole,
+              createdAt: row?.created_at as Date,
+            };
+          }),
+        );
       } catch (error) {
         if (isForeignKeyViolation(error)) {
           const detail = String((error as { detail?: string }).detail ?? "");
@@ -408,19 +456,21 @@ export function createIdentityStore(sql: Sql): IdentityStore {
     },
 
     async removeMembership(actor, userId, organizationId) {
-      await sql.begin(async (tx) => {
-        const deleted = await tx`
+      await forgettingKeys(() =>
+        sql.begin(async (tx) => {
+          const deleted = await tx`
           delete from memberships where organization_id = ${organizationId} and user_id = ${userId} returning 1`;
-        if (deleted.length === 0) {
-          throw notFound(`user "${userId}" is not a member of organization "${organizationId}"`);
-        }
-        await recordAudit(tx, actor, {
-          organizationId,
-          action: "membership.remove",
-          targetType: "membership",
-          target: userId,
-        });
-      });
+          if (deleted.length === 0) {
+            throw notFound(`user "${userId}" is not a member of organization "${organizationId}"`);
+          }
+          await recordAudit(tx, actor, {
+            organizationId,
+            action: "membership.remove",
+            targetType: "membership",
+            target: userId,
+          });
+        }),
+      );
     },
 
     async listMemberships(filter) {
@@ -490,7 +540,7 @@ export function createIdentityStore(sql: Sql): IdentityStore {
     },
 
     async revokeApiKey(actor, id) {
-      return forgettingRunnerKeys(() =>
+      return forgettingKeys(() =>
         sql.begin(async (tx) => {
           const [row] = await tx<ApiKeyRow[]>`
           update api_keys set revoked_at = coalesce(revoked_at, now()) where id = ${id} returning *`;

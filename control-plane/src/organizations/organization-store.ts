@@ -75,8 +75,23 @@ export function validateOrganizationName(name: string): string {
   return trimmed;
 }
 
-/** Creates the organization store. */
-export function createOrganizationStore(sql: Sql): OrganizationStore {
+/**
+ * Creates the organization store. `principalsChanged` is called before and after a change
+ * that decides what members' keys may do (deactivation, deletion): the identity store's
+ * `forgetRememberedKeys`, so this replica never acts on a remembered key check it outdated.
+ */
+export function createOrganizationStore(
+  sql: Sql,
+  options: { principalsChanged?: () => void } = {},
+): OrganizationStore {
+  async function changingPrincipals<T>(change: () => Promise<T>): Promise<T> {
+    options.principalsChanged?.();
+    try {
+      return await change();
+    } finally {
+      options.principalsChanged?.();
+    }
+  }
   async function ownedCounts(tx: SqlOrTx, id: string): Promise<OwnedCounts> {
     const [row] = await tx<
       { modules: string; config: string; secrets: string; memberships: string }[]
@@ -137,27 +152,33 @@ export function createOrganizationStore(sql: Sql): OrganizationStore {
 
     async update(actor, id, changes) {
       const name = changes.name === undefined ? undefined : validateOrganizationName(changes.name);
+      const change =
+        changes.active === undefined
+          ? (f: () => Promise<OrganizationRecord>) => f()
+          : changingPrincipals;
       try {
-        return await sql.begin(async (tx) => {
-          const [row] = await tx<OrganizationRow[]>`
+        return await change(() =>
+          sql.begin(async (tx) => {
+            const [row] = await tx<OrganizationRow[]>`
             update organizations
             set name = coalesce(${name ?? null}, name),
               active = coalesce(${changes.active ?? null}::boolean, active),
               updated_at = now()
             where id = ${id} returning *`;
-          if (!row) throw notFound(`organization "${id}" not found`);
-          await recordAudit(tx, actor, {
-            organizationId: id,
-            action: "organization.update",
-            targetType: "organization",
-            target: id,
-            details: {
-              ...(name !== undefined && { name }),
-              ...(changes.active !== undefined && { active: changes.active }),
-            },
-          });
-          return toRecord(row);
-        });
+            if (!row) throw notFound(`organization "${id}" not found`);
+            await recordAudit(tx, actor, {
+              organizationId: id,
+              action: "organization.update",
+              targetType: "organization",
+              target: id,
+              details: {
+                ...(name !== undefined && { name }),
+                ...(changes.active !== undefined && { active: changes.active }),
+              },
+            });
+            return toRecord(row);
+          }),
+        );
       } catch (error) {
         if (isUniqueViolation(error))
           throw alreadyExists(`organization named "${name}" already exists`);
@@ -166,29 +187,31 @@ export function createOrganizationStore(sql: Sql): OrganizationStore {
     },
 
     async delete(actor, id, force) {
-      return sql.begin(async (tx) => {
-        const [org] = await tx<
-          OrganizationRow[]
-        >`select * from organizations where id = ${id} for update`;
-        if (!org) throw notFound(`organization "${id}" not found`);
-        const owned = await ownedCounts(tx, id);
-        const blocking = owned.modules + owned.configEntries + owned.secrets;
-        if (blocking > 0 && !force) {
-          throw failedPrecondition(
-            `organization "${id}" still owns ${owned.modules} modules, ${owned.configEntries} config entries and ${owned.secrets} secrets; delete them first or set force to delete everything`,
-          );
-        }
-        // Foreign keys cascade to modules, config, secrets, memberships and view state.
-        await tx`delete from organizations where id = ${id}`;
-        await recordAudit(tx, actor, {
-          organizationId: id,
-          action: "organization.delete",
-          targetType: "organization",
-          target: id,
-          details: { name: org.name, force, removed: owned },
-        });
-        return owned;
-      });
+      return changingPrincipals(() =>
+        sql.begin(async (tx) => {
+          const [org] = await tx<
+            OrganizationRow[]
+          >`select * from organizations where id = ${id} for update`;
+          if (!org) throw notFound(`organization "${id}" not found`);
+          const owned = await ownedCounts(tx, id);
+          const blocking = owned.modules + owned.configEntries + owned.secrets;
+          if (blocking > 0 && !force) {
+            throw failedPrecondition(
+              `organization "${id}" still owns ${owned.modules} modules, ${owned.configEntries} config entries and ${owned.secrets} secrets; delete them first or set force to delete everything`,
+            );
+          }
+          // Foreign keys cascade to modules, config, secrets, memberships and view state.
+          await tx`delete from organizations where id = ${id}`;
+          await recordAudit(tx, actor, {
+            organizationId: id,
+            action: "organization.delete",
+            targetType: "organization",
+            target: id,
+            details: { name: org.name, force, removed: owned },
+          });
+          return owned;
+        }),
+      );
     },
   };
 }
