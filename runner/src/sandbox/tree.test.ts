@@ -153,6 +153,19 @@ describe("pruneTrees", () => {
     expect(removed.sort()).toEqual(["older"]);
     expect((await readdir(join(store.root, "org-a"))).sort()).toEqual(["busy", "new", "old"]);
   });
+
+  test("a pruned tree is written again when its fingerprint comes back, though this process had it", async () => {
+    const files = entriesOf({ "a.ts": "pruned" });
+    const dir = await materializeTree(store, "org-a", "gone", files);
+    await materializeTree(store, "org-a", "kept", entriesOf({ "a.ts": "kept" }));
+    const old = new Date(Date.now() - 120_000);
+    await utimes(dir, old, old);
+    expect(await pruneTrees(store, "org-a", { keep: 1 })).toEqual(["gone"]);
+    fetched = [];
+    expect(await materializeTree(store, "org-a", "gone", files)).toBe(dir);
+    expect(await readFile(join(dir, "a.ts"), "utf8")).toBe("pruned");
+    expect(fetched).toEqual([hash("pruned")]);
+  });
 });
 
 describe("ensureDenoDir", () => {

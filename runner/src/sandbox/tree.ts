@@ -79,9 +79,15 @@ export async function materializeTree(
 ): Promise<string> {
   const orgDir = join(store.root, checkId("organization id", organizationId));
   const target = join(orgDir, checkId("fingerprint", fingerprint));
+  // A tree this process has found or written stays: trees are never changed in place, and
+  // only pruneTrees (which forgets what it removes) takes one away. Its use is recorded in
+  // its modification time, for pruning, at most once a minute.
+  const touched = knownTrees.get(target);
+  if (touched !== undefined && Date.now() - touched < treeTouchIntervalMs) return target;
   if (await isExistingTree(target)) {
     const now = new Date();
     await utimes(target, now, now);
+    rememberTree(target);
     return target;
   }
   const seen = new Set<string>();
@@ -134,10 +140,12 @@ export async function materializeTree(
       // Another runner or execution finished the same tree first; theirs is identical.
       if ((code === "ENOTEMPTY" || code === "EEXIST") && (await isExistingTree(target))) {
         await removeTree(staging);
+        rememberTree(target);
         return target;
       }
       throw error;
     }
+    rememberTree(target);
     return target;
   } catch (error) {
     await removeTree(staging).catch(() => {});
@@ -174,6 +182,7 @@ export async function pruneTrees(
   for (const { name } of trees.slice(options.keep)) {
     if (options.inUse?.has(name)) continue;
     // Renamed away first so no new execution picks up a half-deleted tree.
+    knownTrees.delete(join(orgDir, name));
     const doomed = join(orgDir, `.staging-${randomBytes(8).toString("hex")}`);
     await rename(join(orgDir, name), doomed);
     await removeTree(doomed);
@@ -213,6 +222,19 @@ async function chownTree(dir: string, uid: number): Promise<void> {
 }
 
 const ensuredDenoDirs = new Set<string>();
+
+/**
+ * Trees this process has found or written, with when each was last touched. Checking and
+ * touching a tree for every sandbox was two file system calls on every execution's path.
+ */
+const knownTrees = new Map<string, number>();
+const knownTreesMax = 10_000;
+const treeTouchIntervalMs = 60_000;
+
+function rememberTree(path: string): void {
+  if (knownTrees.size >= knownTreesMax) knownTrees.clear();
+  knownTrees.set(path, Date.now());
+}
 
 async function isExistingTree(path: string): Promise<boolean> {
   try {
