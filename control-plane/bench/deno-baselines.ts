@@ -164,10 +164,11 @@ async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
   ]);
   const jobRoot = join(executor.jobs, "baseline");
   const jobDir = join(jobRoot, "job");
-  const socketDir = join(jobRoot, "socket");
+  // No SDK here: an empty file stands where the SDK's socket is mounted.
+  const socketPath = join(jobRoot, "sdk.sock");
   await mkdir(jobDir, { recursive: true });
-  await mkdir(socketDir);
-  await Promise.all([chmod(jobRoot, 0o711), chmod(jobDir, 0o755), chmod(socketDir, 0o711)]);
+  await writeFile(socketPath, "", { mode: 0o644 });
+  await Promise.all([chmod(jobRoot, 0o711), chmod(jobDir, 0o755)]);
   await writeFile(join(jobDir, "entry.js"), 'import "file:///workspace/trivial.ts";\n');
   await writeFile(join(jobDir, "import_map.json"), JSON.stringify({ imports: {} }));
   const command = buildSandboxCommand({
@@ -175,7 +176,7 @@ async function prepareSandboxRun(executor: ExecutorDeps, scriptHash: string) {
     rootDir: executor.rootDir,
     workspaceDir,
     jobDir,
-    socketDir,
+    socketPath,
     denoDir: await ensureDenoDir(executor.denoDirs, "baseline", executor.host.hostUid),
     network: buildNetworkPolicy({ workflowHosts: [], organizationHosts: [] }),
     token: "bench-token",

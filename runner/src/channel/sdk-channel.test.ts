@@ -59,7 +59,7 @@ async function client(path: string) {
 
 const open = async () => {
   channel = await openSdkChannel({
-    dir,
+    socketPath: join(dir, "sdk.sock"),
     token: "tok-123",
     start: { type: "start", mode: "run", params: { a: 1 } },
     services,
@@ -159,7 +159,7 @@ test("protocol violations cut the channel: a second completion, unknown types, o
   await ch.close();
 
   const small = await openSdkChannel({
-    dir,
+    socketPath: join(dir, "sdk.sock"),
     token: "t",
     start: { type: "start" },
     services,

@@ -1,7 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { chmod, unlink } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
-import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { createRedactor, type Redactor } from "./redactor.js";
 
@@ -42,7 +41,7 @@ export const defaultChannelLimits: ChannelLimits = {
 
 /** The runner's end of one execution's SDK channel. */
 export interface SdkChannel {
-  /** The socket file to bind into the sandbox (its directory is mounted at /run/bifrost). */
+  /** The socket file to bind into the sandbox (at /run/bifrost/sdk.sock). */
   socketPath: string;
   /** The completion message, if the SDK sent one. */
   completion(): ChannelCompletion | undefined;
@@ -63,14 +62,15 @@ export interface SdkChannel {
 const levels = new Set(["debug", "info", "warning", "error"]);
 
 /**
- * Listens on `dir/sdk.sock` for one execution. The first line must be a hello with the
+ * Listens on `socketPath` for one execution. The first line must be a hello with the
  * execution token; the runner answers with the start message. Calls are answered through
  * `services`; every secret value handed out is remembered so logs, variables, checkpoints and
  * the result can be redacted. Anything malformed ends the connection and is reported as a
  * violation: the channel is the only trusted path out of the sandbox, so it is strict.
  */
 export async function openSdkChannel(options: {
-  dir: string;
+  /** Where to listen: a path of its own, in a directory only the runner can list. */
+  socketPath: string;
   token: string;
   /** Without them, the SDK's hello is answered once `begin` gives them (a prepared sandbox). */
   start?: Record<string, unknown>;
@@ -81,7 +81,7 @@ export async function openSdkChannel(options: {
   let job = options.start &&
     options.services && { start: options.start, services: options.services };
   let sendStart: (() => void) | undefined;
-  const socketPath = join(options.dir, "sdk.sock");
+  const { socketPath } = options;
   const redactor = createRedactor();
   let completion: ChannelCompletion | undefined;
   let markCompleted = () => {};
@@ -226,13 +226,13 @@ export async function openSdkChannel(options: {
   try {
     await listen();
   } catch (error) {
-    // A socket file left in the directory (a reused one): remove it and try once more.
+    // A socket file left at the path (a crashed run's): remove it and try once more.
     if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
     await unlink(socketPath);
     await listen();
   }
-  // The sandboxed process runs as another uid: let it connect. The directory is private to
-  // this execution and only bind-mounted into its sandbox.
+  // The sandboxed process runs as another uid: let it connect. Its name is random, in a
+  // directory no other uid can list, and only it is bind-mounted into its sandbox.
   await chmod(socketPath, 0o666);
 
   return {

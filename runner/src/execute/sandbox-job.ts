@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { access, chmod, mkdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
+import { access, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Redactor } from "../channel/redactor.js";
 import {
@@ -164,20 +164,15 @@ export async function bootSandboxJob(
     boot.view.entries,
   );
   const jobDir = await writeJobDir(deps.jobs, boot);
-  // Random, not the execution id: nothing in the sandbox's paths names the execution.
-  const socketDir = join(deps.jobs, `socket-${randomBytes(12).toString("hex")}`);
-  await mkdir(socketDir);
-  // The sandbox runs as another uid: it must be able to traverse to the socket.
-  await chmod(socketDir, 0o711);
+  // Random, not the execution id: nothing in the sandbox's paths names the execution. The
+  // jobs directory is 0711: no other uid can list it to find the name.
+  const socketPath = join(deps.jobs, `sdk-${randomBytes(12).toString("hex")}.sock`);
   const token = randomBytes(24).toString("base64url");
-  const channel = await openSdkChannel({ dir: socketDir, token });
-  // Removing the socket is not on anyone's critical path: it runs after the result is out.
+  const channel = await openSdkChannel({ socketPath, token });
+  // Closing the channel removes its socket. Not on anyone's critical path: it runs after the
+  // result is out.
   const cleanUp = () => {
-    void channel
-      .close()
-      // Empty once the channel has removed its socket; `rm -r` only if something is left.
-      .then(() => rmdir(socketDir).catch(() => rm(socketDir, { recursive: true, force: true })))
-      .catch(() => {});
+    void channel.close().catch(() => {});
   };
   let started: StartedSandbox;
   try {
@@ -186,7 +181,7 @@ export async function bootSandboxJob(
       rootDir: deps.rootDir,
       workspaceDir,
       jobDir,
-      socketDir,
+      socketPath,
       denoDir: await ensureDenoDir(deps.denoDirs, boot.treeOwner, deps.host.hostUid),
       network: buildNetworkPolicy(boot.network),
       token,

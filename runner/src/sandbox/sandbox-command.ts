@@ -10,7 +10,6 @@ export const sandboxPaths = {
   job: "/job",
   importMap: "/job/import_map.json",
   entry: "/job/entry.js",
-  socketDir: "/run/bifrost",
   socket: "/run/bifrost/sdk.sock",
   denoDir: "/deno-dir",
   tmp: "/tmp",
@@ -43,8 +42,8 @@ export interface SandboxCommandSpec {
   workspaceDir: string;
   /** Holds import_map.json and entry.js; mounted read-only at /job. */
   jobDir: string;
-  /** This execution's directory holding sdk.sock; mounted read-only at /run/bifrost. */
-  socketDir: string;
+  /** This sandbox's SDK socket (sdk-channel.ts); mounted read-only at /run/bifrost/sdk.sock. */
+  socketPath: string;
   /** The org's Deno cache, mounted read-write at /deno-dir. */
   denoDir: string;
   network: NetworkPolicy;
@@ -96,13 +95,13 @@ const defaultResolver = {
  * is declared), uid/gid 65534 with no capabilities and no nested user namespaces, a cleared
  * environment with only the contract's variables, and a read-only root (sandbox-root.ts)
  * holding only: the Deno binary and its libraries, /sdk, /workspace and /job (read-only), the
- * socket directory, the org's /deno-dir (read-write), a size-capped /tmp, a fresh /proc and
+ * SDK socket, the org's /deno-dir (read-write), a size-capped /tmp, a fresh /proc and
  * /dev/null and /dev/urandom (plus resolv.conf, hosts and nsswitch.conf when the network is
  * shared). Deno gets no
  * read, write, run, ffi, sys or import permission beyond the SDK socket.
  */
 export function buildSandboxCommand(spec: SandboxCommandSpec): SandboxCommand {
-  const hostPaths = [spec.rootDir, spec.workspaceDir, spec.jobDir, spec.socketDir, spec.denoDir];
+  const hostPaths = [spec.rootDir, spec.workspaceDir, spec.jobDir, spec.socketPath, spec.denoDir];
   for (const path of hostPaths) checkArgument("host path", path, true);
   checkArgument("token", spec.token, false);
   if (!Number.isInteger(spec.heapLimitMb) || spec.heapLimitMb < 16) {
@@ -160,11 +159,11 @@ export function buildSandboxCommand(spec: SandboxCommandSpec): SandboxCommand {
     "--ro-bind",
     spec.jobDir,
     sandboxPaths.job,
-    // Connecting to a socket is not a write to its file system, so read-only is enough and
-    // leaves nothing the sandbox can create next to the socket.
+    // Connecting to a socket is not a write to its file system, so read-only is enough. The
+    // socket alone, not a directory of its own: one mkdir, chmod and rmdir fewer per run.
     "--ro-bind",
-    spec.socketDir,
-    sandboxPaths.socketDir,
+    spec.socketPath,
+    sandboxPaths.socket,
     "--bind",
     spec.denoDir,
     sandboxPaths.denoDir,

@@ -182,12 +182,13 @@ await attempt("jsr", () => import("jsr:@std/path"));`,
       const sdk = createServer((socket) =>
         socket.on("data", (data) => received.push(String(data))),
       );
-      await new Promise<void>((resolve) => sdk.listen(join(socketDir, "sdk.sock"), resolve));
+      const socketPath = join(socketDir, "sdk.sock");
+      await new Promise<void>((resolve) => sdk.listen(socketPath, resolve));
       // The sandbox runs as another host uid: the socket must be connectable by it.
-      await chmod(join(socketDir, "sdk.sock"), 0o666);
+      await chmod(socketPath, 0o666);
       const result = await fixture.run({
         network,
-        socketDir,
+        socketPath,
         entry: `${attemptPrelude}
 await attempt("sdk", async () => {
   const c = await Deno.connect({ transport: "unix", path: Deno.env.get("BIFROST_SOCKET") });

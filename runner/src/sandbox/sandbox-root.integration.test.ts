@@ -52,6 +52,7 @@ describe("prepareSandboxRoot", () => {
           "proc",
           "run",
           "run/bifrost",
+        "run/bifrost/sdk.sock",
           "sdk",
           "sdk/mod.js",
           "tmp",

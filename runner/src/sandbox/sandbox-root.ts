@@ -21,8 +21,8 @@ import { sandboxDevices, sandboxPaths } from "./sandbox-command.js";
 /**
  * The sandbox's root file system: one read-only directory holding Deno at /bin/deno, each of
  * its libraries at its own path, the SDK at /sdk, and the empty mount points of everything
- * that differs per sandbox (/workspace, /job, /run/bifrost, /deno-dir, /tmp, /proc, /dev/null,
- * /dev/urandom, /etc). Bubblewrap mounts it as / with one bind.
+ * that differs per sandbox (/workspace, /job, /run/bifrost/sdk.sock, /deno-dir, /tmp, /proc,
+ * /dev/null, /dev/urandom, /etc). Bubblewrap mounts it as / with one bind.
  *
  * Why: every bind bubblewrap makes costs a mount, a read-only remount and a parse of
  * /proc/self/mountinfo. Deno, its seven libraries and the SDK were nine binds of their own;
@@ -46,7 +46,7 @@ const rootPrefix = "sandbox-root-";
 const mountDirectories = [
   sandboxPaths.workspace,
   sandboxPaths.job,
-  sandboxPaths.socketDir,
+  dirname(sandboxPaths.socket),
   sandboxPaths.denoDir,
   sandboxPaths.tmp,
   "/proc",
@@ -127,8 +127,8 @@ async function build(
   }
   await cp(sdkDir, join(staging, sandboxPaths.sdk), { recursive: true, dereference: true });
   for (const dir of mountDirectories) await makeDirectories(staging, join(staging, dir));
-  for (const device of sandboxDevices) {
-    await writeFile(join(staging, device), "", { mode: 0o444 });
+  for (const file of [...sandboxDevices, sandboxPaths.socket]) {
+    await writeFile(join(staging, file), "", { mode: 0o444 });
   }
   await chmodTree(staging);
 }

@@ -23,8 +23,8 @@ export interface Probe {
   network?: NetworkPolicy;
   /** Host file mounted as /etc/hosts (only used when the network is shared). */
   hostsFile?: string;
-  /** Prepares the socket dir before the run (e.g. listens on sdk.sock). */
-  socketDir?: string;
+  /** The host file bound at /run/bifrost/sdk.sock (a listening socket); an empty file if absent. */
+  socketPath?: string;
   timeoutMs?: number;
   heapLimitMb?: number;
   limits?: Partial<ProcessLimits>;
@@ -88,6 +88,11 @@ export async function createSandboxFixture(
     await chmod(dir, 0o755);
     return dir;
   };
+  const emptyFile = async (name: string) => {
+    const path = join(root, `${name}-${++counter}`);
+    await writeFile(path, "", { mode: 0o644 });
+    return path;
+  };
   const sdkDir = await directory("sdk");
   await writeFile(join(sdkDir, "mod.js"), "export const sdk = true;\n");
   const rootDir = await prepareSandboxRoot({ parent: root, deno, sdkDir });
@@ -118,7 +123,7 @@ export async function createSandboxFixture(
       rootDir,
       workspaceDir,
       jobDir,
-      socketDir: probe.socketDir ?? (await directory("socket")),
+      socketPath: probe.socketPath ?? (await emptyFile("socket")),
       denoDir: await ensureDenoDir(join(root, "deno-dirs"), organizationId, host.hostUid),
       network: probe.network ?? buildNetworkPolicy({ workflowHosts: [], organizationHosts: [] }),
       ...(probe.hostsFile ? { resolver: { hosts: probe.hostsFile } } : {}),
