@@ -58,6 +58,8 @@ export function connectControlPlane(
     // for a minute would then wait that long for its runners. Reconnect within 2 s instead.
     "grpc.initial_reconnect_backoff_ms": 250,
     "grpc.max_reconnect_backoff_ms": 2_000,
+    // No channelz is served from the runner: its per-call bookkeeping would be for no one.
+    "grpc.enable_channelz": 0,
   });
   const once =
     <R, S>(method: Unary<R, S>) =>
