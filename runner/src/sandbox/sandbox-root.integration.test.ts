@@ -52,7 +52,7 @@ describe("prepareSandboxRoot", () => {
           "proc",
           "run",
           "run/bifrost",
-        "run/bifrost/sdk.sock",
+          "run/bifrost/sdk.sock",
           "sdk",
           "sdk/mod.js",
           "tmp",
