@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
-import { chmod, unlink } from "node:fs/promises";
+import { chmodSync } from "node:fs";
+import { unlink } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { createRedactor, type Redactor } from "./redactor.js";
@@ -233,7 +234,7 @@ export async function openSdkChannel(options: {
   }
   // The sandboxed process runs as another uid: let it connect. Its name is random, in a
   // directory no other uid can list, and only it is bind-mounted into its sandbox.
-  await chmod(socketPath, 0o666);
+  chmodSync(socketPath, 0o666);
 
   return {
     socketPath,
