@@ -1,7 +1,12 @@
 import { describe, expect, test } from "vitest";
 import { type LaunchRequest, launchLine, starterCommand } from "./sandbox-starter.js";
 
-const tools = { shPath: "/bin/sh", setprivPath: "/usr/bin/setpriv", hostUid: 65534 };
+const tools = {
+  shPath: "/bin/sh",
+  setprivPath: "/usr/bin/setpriv",
+  hostUid: 65534,
+  unsharePath: "/usr/bin/unshare",
+};
 
 describe("starterCommand", () => {
   test("joins the cgroups, then loops as the host uid, with the runner's death as its own", () => {
@@ -32,6 +37,22 @@ describe("starterCommand", () => {
     expect(args[15]).not.toContain("setpriv");
     expect(args[15]).not.toContain("65534");
     expect(args.slice(16)).toEqual(["sandbox-starter"]);
+  });
+
+  test("a starter of its own network unshares one, as root, right after the join and before the drop", () => {
+    const { args } = starterCommand(tools, ["/cg/pids/x/cgroup.procs"], "own");
+    expect(args.slice(3, 9)).toEqual([
+      "1",
+      "/cg/pids/x/cgroup.procs",
+      "/usr/bin/unshare",
+      "--net",
+      "--",
+      "/usr/bin/setpriv",
+    ]);
+    expect(starterCommand(tools, [], "host").args).not.toContain("/usr/bin/unshare");
+    expect(() => starterCommand({ ...tools, unsharePath: null }, [], "own")).toThrow(
+      /needs unshare \(util-linux\) and root/,
+    );
   });
 
   test("without a host uid the loop keeps the runner's", () => {

@@ -15,7 +15,20 @@ export interface StarterTools {
    * to host root: a sandbox escape would be host root and RLIMIT_NPROC would not apply.
    */
   hostUid: number | null;
+  /**
+   * util-linux `unshare`, to give starters that need no network an empty network namespace
+   * of their own (it takes root); null: every sandbox gets one from bubblewrap instead.
+   */
+  unsharePath: string | null;
 }
+
+/**
+ * The network a starter's sandboxes get: the host's (for sandboxes that declare hosts), or an
+ * empty namespace the starter made for itself when it started ("own"), which its sandboxes
+ * share one after another, never at once. bubblewrap's --unshare-net made and dismantled one
+ * per sandbox: ~1–1.4 ms of machine CPU each (docs/design-notes.md).
+ */
+export type StarterNetwork = "host" | "own";
 
 /** The rlimits of one sandbox, set by the starter's fork before it drops privileges. */
 export interface LaunchLimits {
@@ -65,6 +78,7 @@ export interface RunOutput {
  */
 export interface SandboxStarter {
   readonly cgroup: SandboxCgroup;
+  readonly network: StarterNetwork;
   readonly pid: number | undefined;
   /** Resolves once it waits for work; rejects (saying why) if it died before that. */
   readonly ready: Promise<void>;
@@ -113,14 +127,21 @@ const loopScript = [
 ].join("\n");
 
 /**
- * The starter's argv (pure): joins `procsFiles`, then drops to `hostUid` (when set) with its
- * parent-death signal for the loop. Nothing of the starter stays root after the join, and a
- * sandbox costs no exec of setpriv: the fork execs bubblewrap itself.
+ * The starter's argv (pure): joins `procsFiles`, for an "own" network unshares a network
+ * namespace (as root: the namespace belongs to the host's user namespace, so no sandbox,
+ * whatever its own user namespace, can configure it: its loopback stays down), then drops to
+ * `hostUid` (when set) with its parent-death signal for the loop. Nothing of the starter stays
+ * root after that, and a sandbox costs no exec of setpriv: the fork execs bubblewrap itself.
  */
 export function starterCommand(
   tools: StarterTools,
   procsFiles: readonly string[],
+  network: StarterNetwork = "host",
 ): { file: string; args: string[] } {
+  if (network === "own" && tools.unsharePath === null) {
+    throw new Error("a starter with a network of its own needs unshare (util-linux) and root");
+  }
+  const unshare = network === "own" ? [tools.unsharePath as string, "--net", "--"] : [];
   const drop =
     tools.hostUid === null
       ? []
@@ -133,6 +154,7 @@ export function starterCommand(
       "sandbox-starter",
       String(procsFiles.length),
       ...procsFiles,
+      ...unshare,
       tools.setprivPath,
       // A change of uid clears a parent-death signal set before it; setpriv sets it after
       // (checked: the loop dies with a SIGKILLed runner, runner-kill.integration.test.ts).
@@ -218,10 +240,11 @@ export function spawnStarter(
   tools: StarterTools,
   cgroup: SandboxCgroup,
   dir: string,
-  options: { readyTimeoutMs?: number } = {},
+  options: { readyTimeoutMs?: number; network?: StarterNetwork } = {},
 ): SandboxStarter {
   const readyTimeoutMs = options.readyTimeoutMs ?? defaultReadyTimeoutMs;
-  const command = starterCommand(tools, cgroup.procsFiles);
+  const network = options.network ?? "host";
+  const command = starterCommand(tools, cgroup.procsFiles, network);
   // An empty environment: bubblewrap's own environment stays readable inside the sandbox as
   // /proc/1/environ (measured: it leaked the runner's whole environment). Detached: the
   // starter and what it forked are a process group of their own, killed as one at the end.
@@ -298,6 +321,7 @@ export function spawnStarter(
 
   return {
     cgroup,
+    network,
     get pid() {
       return child.pid;
     },

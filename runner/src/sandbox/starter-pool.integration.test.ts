@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
+import { readlinkSync } from "node:fs";
 import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,10 +27,12 @@ import { createStarterPool, type StarterPool } from "./starter-pool.js";
 // never see each other's output; an idle starter that died is never handed out; a reused
 // cgroup starts with clean counters, the limits asked for and no task of the sandbox before.
 
+const isRoot = process.getuid?.() === 0;
 const tools = {
   shPath: findExecutable("/bin/sh"),
   setprivPath: findExecutable("setpriv"),
-  hostUid: process.getuid?.() === 0 ? 65534 : null,
+  hostUid: isRoot ? 65534 : null,
+  unsharePath: isRoot ? findExecutable("unshare") : null,
 };
 const sh = findExecutable("sh");
 const printf = findExecutable("printf");
@@ -205,6 +208,39 @@ describe("a starter", () => {
     expect(two.stdout.toString()).toBe("two\n");
     expect(two.stderr).toBe("");
     await pool.finish(second);
+  });
+
+  // Needs root (the namespace is the host user namespace's) and cgroups (reuse).
+  test("a starter of its own network: an empty namespace, not the runner's, the same for its sandboxes one after another", async () => {
+    if (!isRoot || (!limiter.pidsCgroup && !limiter.memoryCgroup)) return;
+    // The network namespace, the interfaces and the number of IPv4 routes a sandbox sees.
+    const probe = await script(
+      'readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; echo "routes $(tail -n +2 /proc/net/route | wc -l)"\n',
+    );
+    const seen = async (network: "host" | "own") => {
+      const starter = await pool.take(defaultProcessLimits, network);
+      try {
+        return { starter, lines: (await launch(starter, probe)).stdout.toString().split("\n") };
+      } finally {
+        await pool.finish(starter);
+      }
+    };
+    const runnerNamespace = readlinkSync("/proc/self/ns/net");
+    const first = await seen("own");
+    expect(first.starter.network).toBe("own");
+    expect(first.lines[0]).toMatch(/^net:\[\d+\]$/);
+    expect(first.lines[0]).not.toBe(runnerNamespace);
+    // Only the loopback interface, down (no route at all), and the starter's own namespace.
+    expect(first.lines.slice(1)).toEqual(["lo", "routes 0", ""]);
+    expect(readlinkSync(`/proc/${first.starter.pid}/ns/net`)).toBe(first.lines[0]);
+
+    const second = await seen("own");
+    expect(second.starter).toBe(first.starter);
+    expect(second.lines[0]).toBe(first.lines[0]);
+
+    const host = await seen("host");
+    expect(host.starter.network).toBe("host");
+    expect(host.lines[0]).toBe(runnerNamespace);
   });
 
   test("an idle starter that died is never handed out", async () => {
