@@ -186,6 +186,7 @@ export async function startControlPlaneServer(deps: {
         modules: stores.modules,
         config: stores.config,
         sql,
+        waiter: deps.waiter,
       }),
       "bifrost.v1.GitBindingService": createGitBindingService(edge, policy, {
         bindings: stores.gitBindings,

@@ -624,6 +624,7 @@ const builders: PerRpc<Build> = {
         status: 3,
         result: undefined,
         error: undefined,
+        executionId: "",
       }),
     ),
   },

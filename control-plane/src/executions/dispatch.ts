@@ -1,7 +1,12 @@
 import type { SandboxBootHint } from "@bifrost/proto";
 import type { Logger } from "../log.js";
 import type { DispatchMarks } from "./dispatch-marks.js";
-import type { ExecutionRecord, ExecutionStatus, ExecutionStore } from "./execution-store.js";
+import type {
+  ExecutionRecord,
+  ExecutionSnapshot,
+  ExecutionStatus,
+  ExecutionStore,
+} from "./execution-store.js";
 import { terminalStatuses } from "./execution-store.js";
 import type { ExecutionWaiter } from "./execution-waiter.js";
 import type { JobQueue } from "./job-queue.js";
@@ -49,13 +54,16 @@ export async function awaitExecution<T>(
   deadline: number,
   read: () => Promise<T>,
   statusOf: (value: T) => ExecutionStatus,
+  /** What `read` would return, from the execution as handed over by its completion. */
+  fromSnapshot?: (snapshot: ExecutionSnapshot) => T,
 ): Promise<T> {
   // Wait first, then read: the waiter remembers an execution that ended before the wait
   // began. A wake-up that is missed (LISTEN reconnecting) costs at most a second, since every
-  // wait ends within one and is followed by a read.
+  // wait ends within one and is followed by a read. An execution this replica completed is
+  // handed over as it ended, and needs no read.
   for (;;) {
-    await waiter.wait(id, Math.max(0, Math.min(1000, deadline - Date.now())));
-    const current = await read();
+    const handed = await waiter.wait(id, Math.max(0, Math.min(1000, deadline - Date.now())));
+    const current = handed && fromSnapshot ? fromSnapshot(handed) : await read();
     if (terminalStatuses.has(statusOf(current)) || Date.now() >= deadline) return current;
   }
 }

@@ -160,6 +160,7 @@ export function createExecutionService(
         deadline,
         () => executions.snapshot(record.id),
         (snapshot) => snapshot.record.status,
+        (snapshot) => snapshot,
       );
       return { execution: executionToProto(ended.record, ended) };
     }),

@@ -122,6 +122,17 @@ function checkParamsSize(params: Record<string, unknown>, field: string): void {
 
 const hashToken = (token: string) => createHash("sha256").update(token).digest();
 
+/** A row with its events as JSON columns (`eventColumns`) as a snapshot. */
+function toSnapshot(row: ExecutionRow & SnapshotEvents<string>): ExecutionSnapshot {
+  const { logs, checkpoints, ...record } = row;
+  // JSON carries timestamps as text.
+  return {
+    record: toExecutionRecord(record),
+    logs: logs.map((l) => ({ ...l, at: new Date(l.at) })),
+    checkpoints: checkpoints.map((c) => ({ ...c, at: new Date(c.at) })),
+  };
+}
+
 /** An execution's log lines and checkpoints; `At` is how their times are carried. */
 interface SnapshotEvents<At> {
   logs: Array<{ sequence: string; at: At; level: string; message: string; data: unknown }>;
@@ -233,6 +244,21 @@ export function createExecutionStore(deps: {
     };
   }
 
+  /** An execution's log lines and checkpoints after `after`, as two JSON columns of a statement. */
+  function eventColumns(alias: string, after: EventsSeen = {}): Fragment {
+    return sql`
+      coalesce((
+        select json_agg(json_build_object('sequence', l.sequence::text, 'at', l.at,
+            'level', l.level, 'message', l.message, 'data', l.data) order by l.sequence)
+        from execution_logs l where l.execution_id = ${sql(alias)}.id and l.sequence > ${after.log ?? "0"}::bigint
+      ), '[]'::json) as logs,
+      coalesce((
+        select json_agg(json_build_object('sequence', c.sequence::text, 'at', c.at,
+            'name', c.name, 'data', c.data) order by c.sequence)
+        from execution_checkpoints c where c.execution_id = ${sql(alias)}.id and c.sequence > ${after.checkpoint ?? "0"}::bigint
+      ), '[]'::json) as checkpoints`;
+  }
+
   return {
     /** Validates params against the resolved workflow's schema and records a queued execution. */
     async start(
@@ -316,26 +342,9 @@ export function createExecutionStore(deps: {
      */
     async snapshot(id: string, after: EventsSeen = {}): Promise<ExecutionSnapshot> {
       const [row] = await sql<(ExecutionRow & SnapshotEvents<string>)[]>`
-        select e.*,
-          coalesce((
-            select json_agg(json_build_object('sequence', l.sequence::text, 'at', l.at,
-                'level', l.level, 'message', l.message, 'data', l.data) order by l.sequence)
-            from execution_logs l where l.execution_id = e.id and l.sequence > ${after.log ?? "0"}::bigint
-          ), '[]'::json) as logs,
-          coalesce((
-            select json_agg(json_build_object('sequence', c.sequence::text, 'at', c.at,
-                'name', c.name, 'data', c.data) order by c.sequence)
-            from execution_checkpoints c where c.execution_id = e.id and c.sequence > ${after.checkpoint ?? "0"}::bigint
-          ), '[]'::json) as checkpoints
-        from executions e where e.id = ${id}`;
+        select e.*, ${eventColumns("e", after)} from executions e where e.id = ${id}`;
       if (!row) throw notFound(`execution "${id}" not found`);
-      const { logs, checkpoints, ...record } = row;
-      // JSON carries timestamps as text.
-      return {
-        record: toExecutionRecord(record),
-        logs: logs.map((l) => ({ ...l, at: new Date(l.at) })),
-        checkpoints: checkpoints.map((c) => ({ ...c, at: new Date(c.at) })),
-      };
+      return toSnapshot(row);
     },
 
     async list(options: {
@@ -498,25 +507,38 @@ export function createExecutionStore(deps: {
     },
 
     /** Records the outcome of the current attempt; the token dies with it. */
+    /**
+     * Ends the execution of `token` (which must be `executionId`'s, when given). With
+     * `snapshot`, also returns it as it ended, logs and checkpoints included — what a caller
+     * waiting for it reads next — from the same statement, for this replica to hand to its
+     * own waiters (ExecutionWaiter.completing).
+     */
     async complete(
       token: string,
       outcome: { status: ExecutionStatus; result?: unknown; error?: ExecutionErrorRecord },
-    ) {
+      options: { snapshot?: boolean; executionId?: string } = {},
+    ): Promise<ExecutionSnapshot | undefined> {
       if (!terminalStatuses.has(outcome.status))
         throw invalidArgument(`status "${outcome.status}" is not a terminal status`);
       if (!token) throw unauthenticated("execution_token is required");
       // One statement (the token check, the update and the announcement): this is on the
-      // path of every execution, between the run ending and a waiting caller waking up.
-      const ended = await sql`
+      // path of every execution, between the run ending and a waiting caller waking up. Its
+      // events were all committed before it (the runner reports them before it completes).
+      const [row] = await sql<(ExecutionRow & SnapshotEvents<string>)[]>`
         with ended as (
           update executions set status = ${outcome.status}, finished_at = now(), token_hash = null,
             result = ${outcome.result === undefined ? null : sql.json(outcome.result as never)},
             error = ${outcome.error ? sql.json(outcome.error as never) : null}
           where token_hash = ${hashToken(token)} and status = 'running'
-          returning id)
-        select pg_notify(${executionDoneChannel}, id::text) from ended`;
-      if (ended.length === 0)
-        throw unauthenticated("execution token is not valid, or its execution has ended");
+            and ${options.executionId ? sql`id = ${options.executionId}` : sql`true`}
+          returning ${options.snapshot ? sql`*` : sql`id`})
+        select pg_notify(${executionDoneChannel}, ended.id::text) as notified
+          ${options.snapshot ? sql`, ended.*, ${eventColumns("ended")}` : sql``}
+        from ended`;
+      if (!row) throw unauthenticated("execution token is not valid, or its execution has ended");
+      if (!options.snapshot) return undefined;
+      const { notified: _, ...snapshot } = row as typeof row & { notified: unknown };
+      return toSnapshot(snapshot);
     },
 
     /**

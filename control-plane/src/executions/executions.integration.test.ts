@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { systemActor } from "../audit/audit-log.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { type InProcessRunner, startInProcessRunner } from "../testing/in-process-runner.js";
+import { createRunnerKey } from "../testing/runner-identity.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
 import { expectCode, globalScope, orgScope } from "../testing/wire.js";
 
@@ -521,6 +522,66 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
       status.PERMISSION_DENIED,
     );
     member.close();
+  });
+
+  test("a waited start is answered with the execution as its completion returned it: what a read shows, without the read", async () => {
+    // Counts the store's reads of an execution (the waiter's read after a wake-up is one).
+    const store = cp.stores.executions;
+    const read = store.snapshot;
+    const reads: string[] = [];
+    store.snapshot = (id, after) => {
+      reads.push(id);
+      return read(id, after);
+    };
+    let started: Awaited<ReturnType<typeof start>>;
+    try {
+      // Org A's ticker logs and checkpoints over ~0.7 s, then returns.
+      started = await start(world.keys.memberA, world.orgA.id, "ticker", {});
+    } finally {
+      store.snapshot = read;
+    }
+    const id = started.execution?.id as string;
+    expect(reads).not.toContain(id);
+    expect(started.execution?.status).toBe(ExecutionStatus.EXECUTION_STATUS_SUCCEEDED);
+    expect(started.execution?.logs.map((l) => l.message)).toEqual(
+      [1, 2, 3, 4, 5, 6].map((i) => `tick ${i}`),
+    );
+    const { execution } = await world.as(world.keys.memberA).executions.getExecution({ id });
+    expect(started.execution).toEqual(execution);
+  });
+
+  test("a completion naming another execution than its token's is refused, and ends nothing", async () => {
+    const runnerKey = await createRunnerKey(world.as(world.keys.platformAdmin), "completion-probe");
+    const store = cp.stores.executions;
+    // Recorded and claimed through the store: never published, so no runner takes it.
+    const record = await store.start(systemActor, world.orgB.id, "onboard_user", {
+      email: "probe@b.test",
+    });
+    const other = await store.start(systemActor, world.orgA.id, "onboard_user", {
+      email: "other@a.test",
+    });
+    const claimed = await store.claim(record.id, 1, "completion-probe");
+    const runner = connectControlPlane(cp.address, runnerKey, { retryUnavailableMs: 0 });
+    const completion = (executionId: string) =>
+      runner.completeExecution({
+        executionToken: claimed?.token as string,
+        executionId,
+        status: ExecutionStatus.EXECUTION_STATUS_SUCCEEDED,
+        result: "done",
+        error: undefined,
+      });
+    try {
+      expect(await expectCode(completion("not-a-uuid"), status.INVALID_ARGUMENT)).toMatch(
+        /execution_id "not-a-uuid"/,
+      );
+      await expectCode(completion(other.id), status.UNAUTHENTICATED);
+      expect((await store.get(record.id)).status).toBe("running");
+      expect((await store.get(other.id)).status).toBe("queued");
+      await completion(record.id);
+      expect((await store.get(record.id)).status).toBe("succeeded");
+    } finally {
+      runner.close();
+    }
   });
 
   test("a runner key stops working the moment it is revoked, or its identity deleted (its check is remembered briefly)", async () => {

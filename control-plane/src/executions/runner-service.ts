@@ -13,6 +13,7 @@ import type { ModuleStore } from "../modules/module-store.js";
 import { parseUuid } from "../scope.js";
 import { kindToProto, statusFromProto } from "./execution-service.js";
 import type { ExecutionStore } from "./execution-store.js";
+import type { ExecutionWaiter } from "./execution-waiter.js";
 import { type SandboxViewColumns, sandboxViewColumns, sandboxViewOf } from "./sandbox-view.js";
 
 const maxModulesPerCall = 2000;
@@ -27,6 +28,8 @@ export function createRunnerService(
     modules: ModuleStore;
     config: ConfigStore;
     sql: Sql;
+    /** This replica's waiters: an execution completed here is handed to them as it ended. */
+    waiter?: ExecutionWaiter;
   },
 ): RunnerServiceServer {
   const rules = policy.RunnerService;
@@ -166,11 +169,26 @@ export function createRunnerService(
       ) {
         throw invalidArgument(`status ${req.status} must be a terminal execution status`);
       }
-      await executions.complete(req.executionToken, {
-        status,
-        ...(req.result !== undefined && { result: req.result }),
-        ...(req.error && { error: req.error }),
-      });
+      const executionId = req.executionId ? parseUuid(req.executionId, "execution_id") : undefined;
+      const complete = (snapshot: boolean) =>
+        executions.complete(
+          req.executionToken,
+          {
+            status,
+            ...(req.result !== undefined && { result: req.result }),
+            ...(req.error && { error: req.error }),
+          },
+          { snapshot, ...(executionId && { executionId }) },
+        );
+      // Someone on this replica waits for it (a StartExecution with wait_for_result): the
+      // ended execution comes back from the completing statement and is handed to them, which
+      // saves their read. Otherwise nothing more than the update is asked of the database.
+      const waiter = deps.waiter;
+      if (waiter && executionId && waiter.waitingFor(executionId)) {
+        await waiter.completing(executionId, () => complete(true));
+      } else {
+        await complete(false);
+      }
       return {};
     }),
   };

@@ -230,6 +230,7 @@ export function createJobHandler(deps: {
       if (refused) {
         await client.completeExecution({
           executionToken: token,
+          executionId: job.executionId,
           status: ExecutionStatus.EXECUTION_STATUS_FAILED,
           result: undefined,
           error: {
@@ -280,6 +281,7 @@ export function createJobHandler(deps: {
     if (logs.length > 0 || checkpoints.length > 0) await flush();
     await client.completeExecution({
       executionToken: token,
+      executionId: job.executionId,
       status: statusOf[outcome.status],
       result: outcome.status === "succeeded" ? outcome.result : undefined,
       error: outcome.status === "succeeded" ? undefined : outcome.error,

@@ -142,7 +142,14 @@ export interface CompleteExecutionRequest {
   executionToken: string;
   status: ExecutionStatus;
   result?: any | undefined;
-  error?: ExecutionError | undefined;
+  error?:
+    | ExecutionError
+    | undefined;
+  /**
+   * The execution the token is for (optional; when set, it must be the token's): lets the
+   * control plane hand the ended execution to its own waiters before their wake-up comes.
+   */
+  executionId: string;
 }
 
 export interface CompleteExecutionResponse {
@@ -1567,7 +1574,7 @@ export const ReportExecutionEventsResponse: MessageFns<ReportExecutionEventsResp
 };
 
 function createBaseCompleteExecutionRequest(): CompleteExecutionRequest {
-  return { executionToken: "", status: 0, result: undefined, error: undefined };
+  return { executionToken: "", status: 0, result: undefined, error: undefined, executionId: "" };
 }
 
 export const CompleteExecutionRequest: MessageFns<CompleteExecutionRequest> = {
@@ -1583,6 +1590,9 @@ export const CompleteExecutionRequest: MessageFns<CompleteExecutionRequest> = {
     }
     if (message.error !== undefined) {
       ExecutionError.encode(message.error, writer.uint32(34).fork()).join();
+    }
+    if (message.executionId !== "") {
+      writer.uint32(42).string(message.executionId);
     }
     return writer;
   },
@@ -1632,6 +1642,14 @@ export const CompleteExecutionRequest: MessageFns<CompleteExecutionRequest> = {
             message.error = ExecutionError.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.executionId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1654,6 +1672,11 @@ export const CompleteExecutionRequest: MessageFns<CompleteExecutionRequest> = {
       status: isSet(object.status) ? executionStatusFromJSON(object.status) : 0,
       result: isSet(object?.result) ? object.result : undefined,
       error: isSet(object.error) ? ExecutionError.fromJSON(object.error) : undefined,
+      executionId: isSet(object.executionId)
+        ? globalThis.String(object.executionId)
+        : isSet(object.execution_id)
+        ? globalThis.String(object.execution_id)
+        : "",
     };
   },
 
@@ -1671,6 +1694,9 @@ export const CompleteExecutionRequest: MessageFns<CompleteExecutionRequest> = {
     if (message.error !== undefined) {
       obj.error = ExecutionError.toJSON(message.error);
     }
+    if (message.executionId !== "") {
+      obj.executionId = message.executionId;
+    }
     return obj;
   },
 
@@ -1685,6 +1711,7 @@ export const CompleteExecutionRequest: MessageFns<CompleteExecutionRequest> = {
     message.error = (object.error !== undefined && object.error !== null)
       ? ExecutionError.fromPartial(object.error)
       : undefined;
+    message.executionId = object.executionId ?? "";
     return message;
   },
 };
