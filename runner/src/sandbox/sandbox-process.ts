@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -66,8 +66,9 @@ export async function createSandboxHost(
   };
   // Private: the files here hold each sandbox's channel token until it has ended. Named by
   // this process, so a later runner removes what a crashed one left.
-  await removeStarterDirsOfDeadRunners();
-  const dir = await mkdtemp(join(tmpdir(), `${starterDirPrefix}${process.pid}-`));
+  const parent = starterDirsParent();
+  await removeStarterDirsOfDeadRunners(parent);
+  const dir = await mkdtemp(join(parent, `${starterDirPrefix}${process.pid}-`));
   await prepareStarterDir(dir, tools.hostUid);
   const limiter = await createResourceLimiter(logger);
   const starters = createStarterPool({
@@ -112,13 +113,28 @@ function checkHostUid(uid: number): number {
 
 const starterDirPrefix = "bifrost-starters-";
 
-async function removeStarterDirsOfDeadRunners(): Promise<void> {
-  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+/**
+ * Where starter directories go: /dev/shm, a tmpfs, where there is one, so the channel tokens
+ * in their files never reach a disk, and creating and removing a sandbox's options file costs
+ * ~25 µs of CPU instead of ~130 on this host's ext4 /tmp (journaled); the system's temporary
+ * directory otherwise.
+ */
+export function starterDirsParent(): string {
+  try {
+    accessSync("/dev/shm", constants.W_OK | constants.X_OK);
+    return "/dev/shm";
+  } catch {
+    return tmpdir();
+  }
+}
+
+async function removeStarterDirsOfDeadRunners(parent: string): Promise<void> {
+  const names = await readdir(parent).catch(() => [] as string[]);
   for (const name of names) {
     if (!name.startsWith(starterDirPrefix)) continue;
     const pid = Number(/^(\d+)-/.exec(name.slice(starterDirPrefix.length))?.[1]);
     if (!pid || processExists(pid)) continue;
-    await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => {});
+    await rm(join(parent, name), { recursive: true, force: true }).catch(() => {});
   }
 }
 

@@ -12,7 +12,7 @@ import {
   type ProcessLimits,
   type ResourceLimiter,
 } from "./resource-limits.js";
-import { createSandboxHost } from "./sandbox-process.js";
+import { createSandboxHost, starterDirsParent } from "./sandbox-process.js";
 import {
   type LaunchRequest,
   prepareStarterDir,
@@ -300,8 +300,8 @@ describe("the sandbox host", () => {
   test("removes the starter directories of runners that are gone, and only those", async () => {
     const gone = spawn(sh, ["-c", "exit 0"]);
     await new Promise((resolve) => gone.once("exit", resolve));
-    const dead = join(tmpdir(), `bifrost-starters-${gone.pid}-test`);
-    const alive = join(tmpdir(), `bifrost-starters-${process.pid}-test`);
+    const dead = join(starterDirsParent(), `bifrost-starters-${gone.pid}-test`);
+    const alive = join(starterDirsParent(), `bifrost-starters-${process.pid}-test`);
     for (const leftover of [dead, alive]) {
       await mkdir(leftover, { recursive: true });
       await writeFile(join(leftover, "old.args"), "--setenv\0BIFROST_TOKEN\0old\0");
