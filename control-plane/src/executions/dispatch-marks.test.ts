@@ -56,6 +56,22 @@ describe("dispatch marks", () => {
     expect(r.batches).toHaveLength(2);
   });
 
+  test("a claimed execution's mark is dropped; a batch left empty is no write at all", async () => {
+    const r = recorder();
+    const marks = createDispatchMarks({ executions: r.executions, log, maxDelayMs: 30 });
+    marks.add("a");
+    marks.add("b");
+    marks.claimed("a");
+    await sleep(60);
+    expect(r.batches).toEqual([["b"]]);
+    marks.add("c");
+    marks.claimed("c");
+    marks.claimed("not pending");
+    await sleep(60);
+    await marks.flush();
+    expect(r.batches).toEqual([["b"]]);
+  });
+
   test("a failed write is logged, not thrown, and later marks still go out", async () => {
     const r = recorder({ failFirst: true });
     const marks = createDispatchMarks({ executions: r.executions, log, maxDelayMs: 10 });

@@ -5,6 +5,11 @@ import type { ExecutionStore } from "./execution-store.js";
 export interface DispatchMarks {
   /** Marks the execution dispatched within `maxDelayMs` (with others started meanwhile). */
   add(id: string): void;
+  /**
+   * The execution was claimed, which recorded its dispatch too (a runner got its job): its
+   * pending mark is dropped, and a batch left empty is no statement at all.
+   */
+  claimed(id: string): void;
   /** Writes what is pending now and waits for every write under way. */
   flush(): Promise<void>;
 }
@@ -23,16 +28,16 @@ export function createDispatchMarks(deps: {
   maxBatch?: number;
 }): DispatchMarks {
   const maxBatch = deps.maxBatch ?? 500;
-  let pending: string[] = [];
+  let pending = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   const writing = new Set<Promise<void>>();
 
   const write = () => {
     if (timer) clearTimeout(timer);
     timer = undefined;
-    if (pending.length === 0) return;
-    const ids = pending;
-    pending = [];
+    if (pending.size === 0) return;
+    const ids = [...pending];
+    pending = new Set();
     const done = deps.executions
       .markDispatched(ids)
       .catch((error: unknown) =>
@@ -47,11 +52,18 @@ export function createDispatchMarks(deps: {
 
   return {
     add(id) {
-      pending.push(id);
-      if (pending.length >= maxBatch) write();
+      pending.add(id);
+      if (pending.size >= maxBatch) write();
       else if (!timer) {
         timer = setTimeout(write, deps.maxDelayMs);
         timer.unref();
+      }
+    },
+    claimed(id) {
+      pending.delete(id);
+      if (pending.size === 0 && timer) {
+        clearTimeout(timer);
+        timer = undefined;
       }
     },
     async flush() {

@@ -423,7 +423,9 @@ export function createExecutionStore(deps: {
         with claimed as (
           update executions set status = 'running', attempt = greatest(${attempt}::int, attempt + 1),
             runner_name = ${runnerName},
-            started_at = coalesce(started_at, now()), token_hash = ${hashToken(token)}
+            started_at = coalesce(started_at, now()), token_hash = ${hashToken(token)},
+            -- A runner got the job, so it was stored: the claim records the dispatch too.
+            dispatched_at = coalesce(dispatched_at, now())
           where id = ${id} and status in ('queued', 'running')
           returning *)
         select claimed.*, o.name as organization_name ${alongside ? sql`, ${alongside}` : sql``}

@@ -561,6 +561,10 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
       email: "other@a.test",
     });
     const claimed = await store.claim(record.id, 1, "completion-probe");
+    // A claim proves its job was delivered, so it records the dispatch too.
+    const [marked] = await cp.sql<{ dispatched: boolean }[]>`
+      select dispatched_at is not null as dispatched from executions where id = ${record.id}`;
+    expect(marked?.dispatched).toBe(true);
     const runner = connectControlPlane(cp.address, runnerKey, { retryUnavailableMs: 0 });
     const completion = (executionId: string) =>
       runner.completeExecution({

@@ -11,6 +11,7 @@ import { type EdgeDeps, unary } from "../grpc/unary.js";
 import { buildImportMap } from "../modules/import-map.js";
 import type { ModuleStore } from "../modules/module-store.js";
 import { parseUuid } from "../scope.js";
+import type { DispatchMarks } from "./dispatch-marks.js";
 import { kindToProto, statusFromProto } from "./execution-service.js";
 import type { ExecutionStore } from "./execution-store.js";
 import type { ExecutionWaiter } from "./execution-waiter.js";
@@ -30,6 +31,8 @@ export function createRunnerService(
     sql: Sql;
     /** This replica's waiters: an execution completed here is handed to them as it ended. */
     waiter?: ExecutionWaiter;
+    /** This replica's pending dispatch marks: a claim records the dispatch itself. */
+    marks?: DispatchMarks;
   },
 ): RunnerServiceServer {
   const rules = policy.RunnerService;
@@ -44,6 +47,7 @@ export function createRunnerService(
         sandboxViewColumns(deps),
       );
       if (!claim) return ClaimExecutionResponse.fromPartial({ claimed: false });
+      deps.marks?.claimed(claim.execution.id);
       const { execution, organizationName, token } = claim;
       const view = await sandboxViewOf(deps, execution.organizationId, claim.alongside);
       return {
