@@ -138,7 +138,7 @@ export async function measurePlatform(
 }
 
 /** An org, the trivial global workflow (discovered), a runner identity and its API key. */
-export async function preparePlatform(cp: ExecutionPlane) {
+async function preparePlatform(cp: ExecutionPlane) {
   const { organization } = await cp.admin.organizations.createOrganization({ name: "bench" });
   await cp.admin.modules.putModule({
     scope: { kind: { $case: "global", value: true } },
