@@ -82,7 +82,7 @@ export function createStores(deps: {
   return {
     redis: { client: redis, prefix: settings.redisKeyPrefix },
     organizations: createOrganizationStore(sql, {
-      principalsChanged: identity.forgetRememberedKeys,
+      changingPrincipals: identity.forgettingKeys,
     }),
     identity,
     modules: createModuleStore({ sql, cache, log, maxModuleBytes: settings.moduleMaxBytes }),

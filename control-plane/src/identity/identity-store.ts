@@ -53,11 +53,11 @@ export interface IdentityStore {
    */
   followChanges(): Promise<{ close(): Promise<void> }>;
   /**
-   * Forgets every remembered key check now: for a change made through this replica in
-   * another store (an organization deactivated or deleted), so this replica's next call does
-   * not wait for the database's announcement.
+   * Runs `change`, forgetting every remembered key check before and after it: for a change
+   * made through this replica in another store (an organization deactivated or deleted), so
+   * this replica's next call does not wait for the database's announcement.
    */
-  forgetRememberedKeys(): void;
+  forgettingKeys<T>(change: () => Promise<T>): Promise<T>;
   createUser(
     actor: Actor,
     user: { email: string; displayName: string; platformAdmin: boolean; runner?: boolean },
@@ -293,7 +293,7 @@ export function createIdentityStore(sql: Sql): IdentityStore {
       return principal;
     },
 
-    forgetRememberedKeys: forgetKeys,
+    forgettingKeys,
 
     async followChanges() {
       // Called on every (re)subscription too: whatever changed while the connection was

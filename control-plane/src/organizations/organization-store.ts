@@ -76,22 +76,16 @@ export function validateOrganizationName(name: string): string {
 }
 
 /**
- * Creates the organization store. `principalsChanged` is called before and after a change
- * that decides what members' keys may do (deactivation, deletion): the identity store's
- * `forgetRememberedKeys`, so this replica never acts on a remembered key check it outdated.
+ * Creates the organization store. `changingPrincipals` runs each change that decides what
+ * members' keys may do (deactivation, deletion): the identity store's `forgettingKeys`, so
+ * this replica never acts on a remembered key check it outdated.
  */
 export function createOrganizationStore(
   sql: Sql,
-  options: { principalsChanged?: () => void } = {},
+  options: { changingPrincipals?: <T>(change: () => Promise<T>) => Promise<T> } = {},
 ): OrganizationStore {
-  async function changingPrincipals<T>(change: () => Promise<T>): Promise<T> {
-    options.principalsChanged?.();
-    try {
-      return await change();
-    } finally {
-      options.principalsChanged?.();
-    }
-  }
+  const changingPrincipals =
+    options.changingPrincipals ?? (<T>(change: () => Promise<T>) => change());
   async function ownedCounts(tx: SqlOrTx, id: string): Promise<OwnedCounts> {
     const [row] = await tx<
       { modules: string; config: string; secrets: string; memberships: string }[]
