@@ -100,6 +100,14 @@ export function mergeEffective<R extends { key: string }, T>(
 /** Builds the cascade reader for one scoped table. */
 export function createCascade(definition: CascadeTable): Cascade {
   const { table, keyColumn, columns } = definition;
+  // `select` of the row `key` resolves to for the organization `organizationId` (a column or
+  // a value), as a scalar subquery. false sorts before true: its own row wins over the global.
+  const winner = (sql: SqlOrTx, select: Fragment, organizationId: Fragment, key: string) => sql`(
+    select ${select} from ${sql(table)} t
+    where t.${sql(keyColumn)} = ${key}
+      and (t.organization_id = ${organizationId} or t.organization_id is null)
+    order by t.organization_id is null
+    limit 1)`;
   return {
     async resolve(sql, organizationId, key) {
       const rows = await sql<Record<string, unknown>[]>`
@@ -146,23 +154,12 @@ export function createCascade(definition: CascadeTable): Cascade {
     },
 
     winnerColumn(sql, organizationIdColumn, key, alias) {
-      // false sorts before true: the organization's own row wins over the global one.
-      return sql`(
-        select json_build_object(${sql.unsafe(columns.map((c) => `'${c}', t.${c}`).join(", "))})
-        from ${sql(table)} t
-        where t.${sql(keyColumn)} = ${key}
-          and (t.organization_id = ${sql(organizationIdColumn)} or t.organization_id is null)
-        order by t.organization_id is null
-        limit 1) as ${sql(alias)}`;
+      const object = sql.unsafe(columns.map((c) => `'${c}', t.${c}`).join(", "));
+      return sql`${winner(sql, sql`json_build_object(${object})`, sql`${sql(organizationIdColumn)}`, key)} as ${sql(alias)}`;
     },
 
     stillResolvesTo(sql, organizationId, key, id) {
-      return sql`(
-        select t.id from ${sql(table)} t
-        where t.${sql(keyColumn)} = ${key}
-          and (t.organization_id = ${organizationId} or t.organization_id is null)
-        order by t.organization_id is null
-        limit 1) = ${id}::bigint`;
+      return sql`${winner(sql, sql`t.id`, sql`${organizationId}`, key)} = ${id}::bigint`;
     },
   };
 }
