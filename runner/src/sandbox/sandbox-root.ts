@@ -14,7 +14,7 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import type { DenoBinary } from "./deno-binary.js";
 import { sandboxDevices, sandboxPaths } from "./sandbox-command.js";
 
@@ -122,26 +122,15 @@ async function build(
   await mkdir(staging, { mode: 0o755 });
   for (const { source, target } of files) {
     const path = join(staging, target);
-    await makeDirectories(staging, dirname(path));
+    await mkdir(dirname(path), { recursive: true });
     await linkOrCopy(source, path);
   }
   await cp(sdkDir, join(staging, sandboxPaths.sdk), { recursive: true, dereference: true });
-  for (const dir of mountDirectories) await makeDirectories(staging, join(staging, dir));
+  for (const dir of mountDirectories) await mkdir(join(staging, dir), { recursive: true });
   for (const file of [...sandboxDevices, sandboxPaths.socket]) {
     await writeFile(join(staging, file), "", { mode: 0o444 });
   }
   await chmodTree(staging);
-}
-
-/** `mkdir -p` of `dir` inside `root`, each new directory 0755 whatever the umask. */
-async function makeDirectories(root: string, dir: string): Promise<void> {
-  let current = root;
-  for (const part of relative(root, dir).split("/").filter(Boolean)) {
-    current = join(current, part);
-    await mkdir(current, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== "EEXIST") throw error;
-    });
-  }
 }
 
 /**
@@ -160,7 +149,7 @@ async function linkOrCopy(source: string, target: string): Promise<void> {
 }
 
 /**
- * Directories 0755 and the SDK's files 0444, so the sandbox's host uid can read them; linked
+ * Directories 0755 whatever the umask made them, and the SDK's files 0444, so the sandbox's host uid can read them; linked
  * files keep their own modes (the system's, readable by all), copies their source's.
  */
 async function chmodTree(root: string): Promise<void> {
