@@ -16,6 +16,7 @@ import {
   executeWorkflow,
   executionBoot,
 } from "./execute-workflow.js";
+import { createExecutorDeps } from "./index.js";
 import { createPreparedSandboxes } from "./prepared-sandboxes.js";
 import { type BootedSandbox, bootSandboxJob } from "./sandbox-job.js";
 import { bundleSdk } from "./sdk-bundle.js";
@@ -78,7 +79,10 @@ const contents = new Map<string, string>();
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "bifrost-exec-test-"));
   await chmod(root, 0o711);
-  for (const dir of ["trees", "deno-dirs", "jobs"]) await mkdir(join(root, dir), { mode: 0o711 });
+  for (const dir of ["trees", "deno-dirs", "jobs"]) {
+    await mkdir(join(root, dir));
+    await chmod(join(root, dir), 0o711);
+  }
   const deno = await locateDenoBinary();
   const sdkDir = await bundleSdk(builtSdkEntry(), join(root, "sdk"));
   deps = {
@@ -492,4 +496,42 @@ test("a module that ends the discovery process is isolated: the others are still
       message: "the discovery process exited with code 7 without a report",
     },
   ]);
+});
+
+test("a runner started under umask 077 makes its work dir reachable and runs each organization's workflow", async () => {
+  // An operator's umask passes through every mode the runner asks mkdir, open and writeFile
+  // for; the sandbox runs as another uid, so each directory and file it needs is set
+  // explicitly. The work dir's missing parents are the runner's to make, too.
+  const parent = await mkdtemp(join(tmpdir(), "bifrost-umask-test-"));
+  await chmod(parent, 0o711);
+  const workDir = join(parent, "made", "by", "runner");
+  const previous = process.umask(0o077);
+  let strict: ExecutorDeps | undefined;
+  try {
+    strict = await createExecutorDeps({
+      workDir,
+      fetchContent: async (hash) => contents.get(hash) ?? "",
+      logger: { warn: () => {} },
+    });
+    for (const dir of [join(parent, "made"), join(parent, "made", "by"), workDir]) {
+      expect((await stat(dir)).mode & 0o777).toBe(0o711);
+    }
+    for (const [org, who] of [
+      ["a", "org A"],
+      ["b", "org B"],
+      ["c", "global"],
+    ] as const) {
+      const outcome = await executeWorkflow(
+        strict,
+        spec(org, "workflows/by-path.ts", "by_path"),
+        recorder().services,
+      );
+      expect(outcome.status, JSON.stringify(outcome)).toBe("succeeded");
+      expect(outcome.status === "succeeded" && outcome.result).toMatchObject({ who });
+    }
+  } finally {
+    process.umask(previous);
+    await strict?.host.close();
+    await rm(parent, { recursive: true, force: true });
+  }
 });

@@ -51,6 +51,20 @@ async function assertTraversable(dir: string): Promise<void> {
 }
 
 /**
+ * Creates `dir` and whatever parents it lacks, and makes it and each parent it created 0711:
+ * mkdir's mode passes through the umask, and under an operator's 077 the sandbox's uid could
+ * not pass through them. Parents that existed are the operator's, only checked (above).
+ */
+async function makeTraversable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  const stop = resolve(first ?? dir);
+  for (let current = resolve(dir); ; current = dirname(current)) {
+    await chmod(current, 0o711);
+    if (current === stop || dirname(current) === current) return;
+  }
+}
+
+/**
  * Prepares a work directory (trees, per-org Deno caches, job dirs, the SDK bundled into one
  * module, the sandbox root holding Deno and the SDK; traversable by the sandbox's uid) and finds bwrap, Deno and the built SDK.
  * `fetchContent` supplies module content by hash when a tree is materialized.
@@ -74,8 +88,7 @@ export async function createExecutorDeps(options: {
   sandboxUid?: number;
 }): Promise<ExecutorDeps> {
   for (const dir of ["", "trees", "deno-dirs", "jobs"]) {
-    await mkdir(join(options.workDir, dir), { recursive: true });
-    await chmod(join(options.workDir, dir), 0o711);
+    await makeTraversable(join(options.workDir, dir));
   }
   await assertTraversable(options.workDir);
   const bwrapPath = findExecutable("bwrap");

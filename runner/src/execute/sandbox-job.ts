@@ -123,10 +123,18 @@ function writeJobDir(jobs: string, boot: SandboxBoot): Promise<string> {
     const staging = join(jobs, `.staging-${randomBytes(8).toString("hex")}`);
     await mkdir(staging, { mode: 0o700 });
     try {
-      await Promise.all([
-        writeFile(join(staging, "import_map.json"), importMap, { mode: 0o444 }),
-        writeFile(join(staging, "entry.js"), boot.entrySource, { mode: 0o444 }),
-      ]);
+      await Promise.all(
+        (
+          [
+            ["import_map.json", importMap],
+            ["entry.js", boot.entrySource],
+          ] as const
+        ).map(async ([name, text]) => {
+          await writeFile(join(staging, name), text, { mode: 0o444 });
+          // Explicitly: writeFile's mode passes through the runner's umask (077 → 0400).
+          await chmod(join(staging, name), 0o444);
+        }),
+      );
       await chmod(staging, 0o755);
       await rename(staging, dir);
     } catch (error) {

@@ -42,6 +42,7 @@ export async function bundleSdk(entry: string, dir: string): Promise<string> {
   const staging = join(dir, `.${sdkBundleName}.${randomBytes(6).toString("hex")}`);
   try {
     await writeFile(staging, output.contents, { mode: 0o444 });
+    await chmod(staging, 0o444); // the umask applies to writeFile's mode
     await rename(staging, join(dir, sdkBundleName));
   } finally {
     await rm(staging, { force: true });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { accessSync, constants, rmSync, writeFileSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { accessSync, constants, rmSync } from "node:fs";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findExecutable } from "./deno-binary.js";
@@ -19,7 +19,7 @@ import {
   type ResourceLimiter,
 } from "./resource-limits.js";
 import { type SandboxCommand, sandboxUid } from "./sandbox-command.js";
-import { prepareStarterDir, type StarterTools, starterFileMode } from "./sandbox-starter.js";
+import { prepareStarterDir, type StarterTools, writeStarterFileSync } from "./sandbox-starter.js";
 import { createStarterPool, type StarterPool } from "./starter-pool.js";
 
 /** Host tools, limits and ready starters shared by every sandbox of this runner. */
@@ -90,7 +90,10 @@ export async function createSandboxHost(
       const name = `seccomp-${createHash("sha256").update(program).digest("hex").slice(0, 16)}.bpf`;
       let written = seccompFiles.get(name);
       if (!written) {
-        written = writeFile(join(dir, name), program, { mode: starterFileMode }).then(() => name);
+        written = Promise.resolve().then(() => {
+          writeStarterFileSync(join(dir, name), program);
+          return name;
+        });
         written.catch(() => seccompFiles.delete(name));
         seccompFiles.set(name, written);
       }
@@ -230,12 +233,7 @@ export async function startSandboxed(options: StartSandboxedOptions): Promise<St
   const argsPath = join(host.dir, `${randomBytes(12).toString("hex")}.args`);
   let fd4File: string;
   try {
-    // Synchronously, like the cgroup files: a few hundred bytes into the runner's own
-    // temporary directory take microseconds, where the promise API's open, write and close
-    // were three trips through the thread pool on every execution's path.
-    writeFileSync(argsPath, fdArgs.map((arg) => `${arg}\0`).join(""), {
-      mode: starterFileMode,
-    });
+    writeStarterFileSync(argsPath, fdArgs.map((arg) => `${arg}\0`).join(""));
     fd4File = await host.seccompFile(command.seccomp);
   } catch (error) {
     removeQuietly(argsPath);

@@ -1,4 +1,14 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
@@ -15,9 +25,12 @@ beforeEach(async () => {
   await mkdir(join(dir, "bin"));
   await mkdir(join(dir, "sdk"));
   await mkdir(join(dir, "work"));
-  await writeFile(join(dir, "bin", "deno"), "deno binary", { mode: 0o755 });
-  await writeFile(join(dir, "bin", "libc.so.6"), "libc", { mode: 0o644 });
+  await writeFile(join(dir, "bin", "deno"), "deno binary");
+  await writeFile(join(dir, "bin", "libc.so.6"), "libc");
   await writeFile(join(dir, "sdk", "mod.js"), "export const sdk = 1;\n");
+  // The modes of a usual install, whatever the umask of the test run.
+  await chmod(join(dir, "bin", "deno"), 0o755);
+  await chmod(join(dir, "bin", "libc.so.6"), 0o644);
   deno = { path: join(dir, "bin", "deno"), libraries: [join(dir, "bin", "libc.so.6")] };
   sdkDir = join(dir, "sdk");
 });
@@ -107,6 +120,23 @@ describe("prepareSandboxRoot", () => {
       expect(await readFile(join(root, "bin/deno"), "utf8")).toBe("deno binary");
     } finally {
       await rm(parent, { recursive: true, force: true });
+    }
+  });
+
+  test("a Deno or library only its owner may use (an install under umask 077) is copied and opened to all; the original keeps its mode", async () => {
+    await chmod(deno.path, 0o700);
+    const library = deno.libraries[0] as string;
+    await chmod(library, 0o600);
+    const root = await prepareSandboxRoot({ parent: join(dir, "work"), deno, sdkDir });
+    for (const [original, inRoot, mode, openMode] of [
+      [deno.path, join(root, "bin/deno"), 0o700, 0o755],
+      [library, join(root, library), 0o600, 0o644],
+    ] as const) {
+      const copy = await stat(inRoot);
+      expect(copy.ino).not.toBe((await stat(original)).ino);
+      expect(copy.mode & 0o777).toBe(openMode);
+      expect((await stat(original)).mode & 0o777).toBe(mode);
+      expect(await readFile(inRoot, "utf8")).toBe(await readFile(original, "utf8"));
     }
   });
 

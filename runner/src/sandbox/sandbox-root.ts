@@ -136,16 +136,25 @@ async function build(
 /**
  * A hard link shares the page cache with the runner's own Deno and costs no space; across
  * file systems (EXDEV), or where the kernel refuses to link another user's file (EPERM,
- * protected_hardlinks), a copy does the same job.
+ * protected_hardlinks), a copy does the same job. So does a copy of a file the sandbox's uid
+ * could not read or run (npm under an operator's umask 077 installs Deno 0700): the copy is
+ * made readable, and runnable if its owner may run it, by all. A link would share the
+ * original's mode, and changing that would change the operator's install.
  */
 async function linkOrCopy(source: string, target: string): Promise<void> {
-  try {
-    await link(source, target);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== "EXDEV" && code !== "EPERM") throw error;
-    await copyFile(source, target);
+  const mode = (await stat(source)).mode & 0o777;
+  const forAll = mode | 0o444 | (mode & 0o100 ? 0o111 : 0);
+  if (forAll === mode) {
+    try {
+      await link(source, target);
+      return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "EXDEV" && code !== "EPERM") throw error;
+    }
   }
+  await copyFile(source, target);
+  if (forAll !== mode) await chmod(target, forAll);
 }
 
 /**

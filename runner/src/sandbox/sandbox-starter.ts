@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { closeSync, fchmodSync, openSync, writeFileSync } from "node:fs";
 import { chmod, chown } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import type { SandboxCgroup } from "./cgroups.js";
@@ -203,6 +204,22 @@ export function launchLine(nonce: string, request: LaunchRequest): string {
 
 /** The mode of the files a starter opens for its forks (see `prepareStarterDir`). */
 export const starterFileMode = 0o640;
+
+/**
+ * Writes a new file of `starterFileMode` for a starter, synchronously (a few hundred bytes
+ * into a directory on /dev/shm take microseconds; the promise API would be three trips
+ * through the thread pool). The mode is set again after open because open's passes through
+ * the runner's umask: under 077 the starters' group could not read the file.
+ */
+export function writeStarterFileSync(path: string, data: string | Uint8Array): void {
+  const fd = openSync(path, "wx", starterFileMode);
+  try {
+    fchmodSync(fd, starterFileMode);
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * Makes `dir` a starter directory: only the runner and the starters' loops may read it, and

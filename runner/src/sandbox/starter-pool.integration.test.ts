@@ -19,6 +19,7 @@ import {
   type SandboxStarter,
   type StarterRun,
   spawnStarter,
+  writeStarterFileSync,
 } from "./sandbox-starter.js";
 import { createStarterPool, type StarterPool } from "./starter-pool.js";
 
@@ -43,7 +44,7 @@ let pool: StarterPool;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "bifrost-starter-test-"));
   await prepareStarterDir(dir, tools.hostUid);
-  await writeFile(join(dir, "empty"), "");
+  writeStarterFileSync(join(dir, "empty"), "");
   limiter = await createResourceLimiter({ warn: () => {} });
   pool = createStarterPool({
     tools,
@@ -68,7 +69,7 @@ let scripts = 0;
  */
 async function script(text: string): Promise<{ argv: string[]; fd4File: string }> {
   const fd4File = `script-${++scripts}.sh`;
-  await writeFile(join(dir, fd4File), text);
+  writeStarterFileSync(join(dir, fd4File), text);
   return { argv: [sh, "/dev/fd/4"], fd4File };
 }
 
@@ -128,7 +129,7 @@ describe("a starter", () => {
   });
 
   test("runs it as the host uid, with the rlimits of the line and its files as fd 3 and 4", async () => {
-    await writeFile(join(dir, "three"), "fd three");
+    writeStarterFileSync(join(dir, "three"), "fd three");
     const command = await script("id -u; id -G; ulimit -n; ulimit -f; cat <&3; echo\n");
     const { stdout } = await takeAndRun(
       command,

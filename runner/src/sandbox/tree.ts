@@ -253,6 +253,9 @@ async function ensureRealDirectory(path: string, mode: number): Promise<void> {
   if (!info.isDirectory()) {
     throw new TreeError(`${path} is not a directory (a symlink?); refusing to use it`);
   }
+  // mkdir's mode passes through the umask: under an operator's 077 a 0711 directory would
+  // come out 0700, and no sandbox could reach its tree.
+  if ((info.mode & 0o7777) !== mode) await chmod(path, mode);
 }
 
 // Sealed directories are 0555: make them writable again first so this works without root.

@@ -88,13 +88,18 @@ export async function createSandboxFixture(
     await chmod(dir, 0o755);
     return dir;
   };
+  // Readable by the sandbox's uid whatever the umask of the test run.
+  const readableFile = async (path: string, text: string) => {
+    await writeFile(path, text);
+    await chmod(path, 0o644);
+  };
   const emptyFile = async (name: string) => {
     const path = join(root, `${name}-${++counter}`);
-    await writeFile(path, "", { mode: 0o644 });
+    await readableFile(path, "");
     return path;
   };
   const sdkDir = await directory("sdk");
-  await writeFile(join(sdkDir, "mod.js"), "export const sdk = true;\n");
+  await readableFile(join(sdkDir, "mod.js"), "export const sdk = true;\n");
   const rootDir = await prepareSandboxRoot({ parent: root, deno, sdkDir });
 
   const tree = async (organizationId: string, files: Record<string, string>) => {
@@ -113,11 +118,11 @@ export async function createSandboxFixture(
     const organizationId = probe.organizationId ?? "org-probe";
     const workspaceDir = trees.get(organizationId) ?? (await tree(organizationId, {}));
     const jobDir = await directory("job");
-    await writeFile(join(jobDir, "entry.js"), probe.entry);
+    await readableFile(join(jobDir, "entry.js"), probe.entry);
     const importMap = {
       imports: { bifrost: "file:///sdk/mod.js", "shared/": "file:///workspace/shared/" },
     };
-    await writeFile(join(jobDir, "import_map.json"), JSON.stringify(importMap));
+    await readableFile(join(jobDir, "import_map.json"), JSON.stringify(importMap));
     const command = buildSandboxCommand({
       bwrapPath,
       rootDir,
