@@ -115,7 +115,7 @@ async function prepare(root: string): Promise<DenoBaselines> {
         {
           executionId: `bench-${++executions}`,
           organization: { id: "bench", name: "Bench" },
-          startedBy: "bench",
+          startedBy: { id: "bench", name: "Bench", email: null },
           workflow: {
             name: trivialWorkflowName,
             module: trivialWorkflowPath,

@@ -18,6 +18,7 @@ import { createLogger } from "./log.js";
 import { createControlPlaneMetrics } from "./metrics/control-plane-metrics.js";
 import { connectNats } from "./nats.js";
 import { connectRedis } from "./redis.js";
+import { startScheduler } from "./schedules/scheduler.js";
 import { createDiscoveryWorker } from "./workflows/discovery-worker.js";
 import { createSandboxDiscoverer } from "./workflows/sandbox-discoverer.js";
 
@@ -116,6 +117,14 @@ try {
     log,
   });
 
+  // Workflows' cron schedules; every replica runs one, and each fire starts one run.
+  const scheduler = startScheduler({
+    workflows: stores.workflows,
+    executions: stores.executions,
+    queue,
+    log: log.child({ component: "scheduler" }),
+  });
+
   const gitSyncer = createGitSyncer({
     sql,
     modules: stores.modules,
@@ -164,6 +173,7 @@ try {
     clearInterval(reconciler);
     await server.shutdown(config.shutdownGraceMs);
     await poller.stop();
+    await scheduler.stop();
     await webhooks.close();
     await metricsServer?.close();
     await dispatchRetry.stop();

@@ -38,7 +38,7 @@ describe("__bifrostDiscover", () => {
       category: "Sites",
       tags: ["sites", "read-only"],
       timeoutSeconds: null,
-      schedule: "0 6 * * 1-5",
+      schedule: null,
       network: ["api.halo.example", "*.graph.microsoft.com"],
       params: [
         {

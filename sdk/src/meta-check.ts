@@ -53,7 +53,17 @@ export function checkWorkflowDefinition(definition: WorkflowDefinition): string[
       `timeoutSeconds must be a whole number from 1 to ${maxTimeoutSeconds}, got ${timeout}`,
     );
   }
-  if (definition.schedule !== null) problems.push(...checkCron(definition.schedule));
+  if (definition.schedule !== null) {
+    problems.push(...checkCron(definition.schedule));
+    // A scheduled run has no one to give it params: it gets the defaults, nothing else.
+    for (const param of Array.isArray(definition.params) ? definition.params : []) {
+      if (param?.required) {
+        problems.push(
+          `param ${JSON.stringify(param.name)} is required, but the workflow has a schedule: a scheduled run gets only the params' defaults (make it optional, with a default if it needs a value)`,
+        );
+      }
+    }
+  }
   if (!Array.isArray(definition.network)) {
     problems.push('network must be a list of host names like "api.example.com"');
   } else {

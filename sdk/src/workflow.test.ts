@@ -90,6 +90,20 @@ describe("workflow()", () => {
     ]);
   });
 
+  it("refuses a schedule on a workflow with a required param, naming it", () => {
+    const scheduled = (params: NonNullable<Parameters<typeof workflow>[0]["params"]>) => () =>
+      workflow({ name: "w", schedule: "0 6 * * *", params }, () => null);
+    expect(scheduled({ tenant: param.string({ required: true }) })).toThrow(
+      /param "tenant" is required, but the workflow has a schedule: a scheduled run gets only the params' defaults/,
+    );
+    expect(scheduled({ tenant: param.string({ default: "all" }) })).not.toThrow();
+    expect(scheduled({ tenant: param.string() })).not.toThrow();
+    // Without a schedule a required param is fine: whoever starts the run gives it.
+    expect(() =>
+      workflow({ name: "w", params: { tenant: param.string({ required: true }) } }, () => null),
+    ).not.toThrow();
+  });
+
   it("accepts cron names, steps, lists and macros, and host wildcards with ports", () => {
     for (const schedule of [
       "*/15 * * * *",

@@ -53,7 +53,8 @@ export interface Cascade {
   ): Promise<CascadeRow[]>;
   /**
    * What `resolve` reads, as a column of another statement whose rows carry the organization's
-   * id in `organizationIdColumn`: the winning row's columns as a JSON object, or null. For a
+   * id in `organizationIdColumn`: the winning row's columns and its `organization_id` (null:
+   * the global row won) as a JSON object, or null. For a
    * hot path where the organization is only known inside that statement (a claim), so the
    * read costs no round trip of its own and shares the statement's snapshot.
    */
@@ -154,7 +155,9 @@ export function createCascade(definition: CascadeTable): Cascade {
     },
 
     winnerColumn(sql, organizationIdColumn, key, alias) {
-      const object = sql.unsafe(columns.map((c) => `'${c}', t.${c}`).join(", "));
+      const object = sql.unsafe(
+        [...columns, "organization_id"].map((c) => `'${c}', t.${c}`).join(", "),
+      );
       return sql`${winner(sql, sql`json_build_object(${object})`, sql`${sql(organizationIdColumn)}`, key)} as ${sql(alias)}`;
     },
 

@@ -97,6 +97,7 @@ export function executionToProto(
     result: record.result ?? undefined,
     error: record.error ?? undefined,
     startedByUserId: record.startedByUserId ?? "",
+    scheduledFor: record.scheduledFor ?? undefined,
     runnerId: record.runnerName ?? "",
     attempt: record.attempt,
     createdAt: record.createdAt,

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { validateParams } from "@bifrost/sdk/params";
-import { type Actor, recordAudit } from "../audit/audit-log.js";
+import { type Actor, recordAudit, systemActor } from "../audit/audit-log.js";
 import type { ConfigStore } from "../config-store/config-store.js";
 import type { Fragment, Sql } from "../db/postgres.js";
 import { failedPrecondition, invalidArgument, notFound, unauthenticated } from "../errors.js";
@@ -59,6 +59,8 @@ export interface ExecutionRecord {
   error: ExecutionErrorRecord | null;
   variables: Record<string, unknown>;
   startedByUserId: string | null;
+  /** The fire time, when a workflow's schedule started this run (then no user did). */
+  scheduledFor: Date | null;
   runnerName: string | null;
   attempt: number;
   cancelRequested: boolean;
@@ -81,6 +83,7 @@ interface ExecutionRow {
   error: ExecutionErrorRecord | null;
   variables: Record<string, unknown>;
   started_by_user_id: string | null;
+  scheduled_for: Date | null;
   runner_name: string | null;
   attempt: number;
   cancel_requested: boolean;
@@ -103,6 +106,7 @@ export const toExecutionRecord = (row: ExecutionRow): ExecutionRecord => ({
   error: row.error,
   variables: row.variables,
   startedByUserId: row.started_by_user_id,
+  scheduledFor: row.scheduled_for,
   runnerName: row.runner_name,
   attempt: row.attempt,
   cancelRequested: row.cancel_requested,
@@ -162,6 +166,8 @@ interface QueuedRun {
   network: string[];
   timeoutSeconds: number;
   params: Record<string, unknown>;
+  /** The schedule's fire time, for a run a schedule starts. */
+  scheduledFor?: Date;
 }
 
 /** Channel on which the end of an execution is announced (payload: its id). */
@@ -208,15 +214,25 @@ export function createExecutionStore(deps: {
     // insert itself, no window between a check and the insert), and the audit event is the
     // row `recordAudit` would write. Three round trips fewer than a transaction, on the path of
     // every execution.
-    const details = run.kind === "workflow" ? { workflow: run.name } : { dataProvider: run.name };
+    const details = {
+      ...(run.kind === "workflow" ? { workflow: run.name } : { dataProvider: run.name }),
+      ...(run.scheduledFor && { scheduledFor: run.scheduledFor.toISOString() }),
+    };
     const [row] = await sql<ExecutionRow[]>`
       with created as (
         insert into executions (organization_id, kind, workflow, module_path, network, timeout_seconds, status,
-          params, started_by_user_id)
+          params, started_by_user_id, scheduled_for)
         select ${run.organizationId}, ${run.kind}, ${run.name}, ${run.modulePath}, ${run.network},
-          ${run.timeoutSeconds}, 'queued', ${sql.json(run.params as never)}, ${actor.userId}
+          ${run.timeoutSeconds}, 'queued', ${sql.json(run.params as never)}, ${actor.userId},
+          ${run.scheduledFor ?? null}
         where exists (select 1 from organizations where id = ${run.organizationId} and active)
           and ${guard ?? sql`true`}
+        ${
+          // Each fire once, whichever replica gets there first (migration 0012).
+          run.scheduledFor
+            ? sql`on conflict (organization_id, workflow, scheduled_for) where scheduled_for is not null do nothing`
+            : sql``
+        }
         returning *),
       audited as (
         insert into audit_events (actor_user_id, actor_api_key_id, organization_id, action, target_type, target, details)
@@ -303,6 +319,49 @@ export function createExecutionStore(deps: {
       if (resolvedWorkflows.size >= rememberedWorkflowsMax) resolvedWorkflows.clear();
       resolvedWorkflows.set(key, workflow);
       return record;
+    },
+
+    /**
+     * Records the run a workflow's schedule fires at `fireAt`, for the declaration the
+     * scheduler read, with the params' defaults; the insert itself decides whether it may.
+     * `started` holds the new run; `fired` means a run of this fire exists already (another
+     * replica's); `not_now` that nothing was started for now: the schedule's previous run is
+     * still queued or running (the scheduler tries again while the fire is recent), the name
+     * no longer resolves to this declaration, or the organization is inactive.
+     */
+    async startScheduled(
+      organizationId: string,
+      workflow: WorkflowRecord,
+      fireAt: Date,
+    ): Promise<{ started: ExecutionRecord } | "fired" | "not_now"> {
+      const checked = validateParams(workflow.metadata.params, {});
+      if (!checked.ok) {
+        // Discovery refuses such a declaration (sdk meta-check); this names one recorded before.
+        throw invalidArgument(
+          `scheduled workflow "${workflow.name}" cannot start without params: ${checked.errors
+            .map((e) => `params.${e.field}: ${e.message}`)
+            .join("; ")}`,
+        );
+      }
+      const guard = sql`${deps.workflows.stillResolvesTo(
+        organizationId,
+        workflow.name,
+        workflow.declarationId,
+      )} and not exists (
+        select 1 from executions p
+        where p.organization_id = ${organizationId} and p.workflow = ${workflow.name}
+          and p.scheduled_for is not null and p.status in ('queued', 'running'))`;
+      const started = await tryInsertQueued(
+        systemActor,
+        { ...workflowRun(organizationId, workflow, checked.value), scheduledFor: fireAt },
+        guard,
+      );
+      if (started) return { started };
+      const [fired] = await sql`
+        select 1 from executions
+        where organization_id = ${organizationId} and workflow = ${workflow.name}
+          and scheduled_for = ${fireAt}`;
+      return fired ? "fired" : "not_now";
     },
 
     /**
@@ -418,8 +477,15 @@ export function createExecutionStore(deps: {
       // 2.10.14 can hand out a redelivery with the count of a first delivery after a delivery
       // to an expired pull failed (nats-server#5305, seen here on Debian's 2.9.10). The count
       // still wins when it is higher (deliveries no runner got to claim).
-      // With the organization's name, which the runner hands to the workflow: one statement.
-      const [row] = await sql<(ExecutionRow & { organization_name: string })[]>`
+      // With the organization's name and who started it, which the runner hands to the
+      // workflow: one statement.
+      const [row] = await sql<
+        (ExecutionRow & {
+          organization_name: string;
+          started_by_name: string | null;
+          started_by_email: string | null;
+        })[]
+      >`
         with claimed as (
           update executions set status = 'running', attempt = greatest(${attempt}::int, attempt + 1),
             runner_name = ${runnerName},
@@ -428,13 +494,22 @@ export function createExecutionStore(deps: {
             dispatched_at = coalesce(dispatched_at, now())
           where id = ${id} and status in ('queued', 'running')
           returning *)
-        select claimed.*, o.name as organization_name ${alongside ? sql`, ${alongside}` : sql``}
-        from claimed join organizations o on o.id = claimed.organization_id`;
+        select claimed.*, o.name as organization_name,
+          u.display_name as started_by_name, u.email as started_by_email
+          ${alongside ? sql`, ${alongside}` : sql``}
+        from claimed join organizations o on o.id = claimed.organization_id
+          left join users u on u.id = claimed.started_by_user_id`;
       if (!row) return undefined;
-      const { organization_name: organizationName, ...execution } = row;
+      const {
+        organization_name: organizationName,
+        started_by_name: startedByName,
+        started_by_email: startedByEmail,
+        ...execution
+      } = row;
       return {
         execution: toExecutionRecord(execution),
         organizationName,
+        startedBy: { name: startedByName ?? "", email: startedByEmail ?? "" },
         token,
         alongside: row as unknown as Alongside,
       };

@@ -39,7 +39,7 @@ export const onboard = workflow(
     ctx.log.info("onboarding " + email + " with " + token);
     ctx.checkpoint("validated", { email });
     await ctx.variables.set("last", email);
-    return { who: halo(), org: ctx.organization.name, email, seats, url, tokenLength: token.length, echoed: token };
+    return { who: halo(), org: ctx.organization.name, by: ctx.startedBy, email, seats, url, tokenLength: token.length, echoed: token };
   },
 );`,
   });
@@ -149,6 +149,8 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     expect(a.execution?.result).toEqual({
       who: "org A",
       org: "Org A",
+      // Who started each run, as its own context says: never another run's user.
+      by: { id: world.users.memberA, name: "member@a.test", email: "member@a.test" },
       email: "x@a.test",
       seats: 1,
       url: "https://a.halo",
@@ -161,6 +163,7 @@ describe("executions end to end: control plane → NATS → runner → sandbox",
     });
     expect(b.execution?.result).toMatchObject({
       who: "org B",
+      by: { id: world.users.adminB, name: "admin@b.test", email: "admin@b.test" },
       url: "none",
       tokenLength: 19,
       echoed: "[redacted]",

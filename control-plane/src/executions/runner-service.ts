@@ -48,7 +48,7 @@ export function createRunnerService(
       );
       if (!claim) return ClaimExecutionResponse.fromPartial({ claimed: false });
       deps.marks?.claimed(claim.execution.id);
-      const { execution, organizationName, token } = claim;
+      const { execution, organizationName, startedBy, token } = claim;
       const view = await sandboxViewOf(deps, execution.organizationId, claim.alongside);
       return {
         claimed: true,
@@ -56,6 +56,13 @@ export function createRunnerService(
         organizationId: execution.organizationId,
         organizationName,
         startedBy: execution.startedByUserId ?? "",
+        // A run no user started is the platform's: a schedule's (the only such start today).
+        startedByName: execution.startedByUserId
+          ? startedBy.name || startedBy.email
+          : execution.scheduledFor
+            ? "schedule"
+            : "platform",
+        startedByEmail: startedBy.email,
         workflow: execution.workflow,
         modulePath: execution.modulePath,
         network: execution.network,

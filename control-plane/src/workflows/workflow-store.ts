@@ -74,11 +74,27 @@ export interface WorkflowStore {
    * resolves to this declaration (see `declarationId`).
    */
   stillResolvesTo(organizationId: string, name: string, declarationId: string): Fragment;
+  /**
+   * Every active organization's effective workflows that declare a schedule: for each name
+   * some scope schedules, what the organization runs under it (its own declaration, else the
+   * global one), kept only when that declaration has a schedule — an organization's override
+   * without one turns the global schedule off for that organization alone. `since` is when
+   * the pair began (the later of the organization's creation and the declaration's
+   * discovery): no fire before it is ever due.
+   */
+  scheduled(): Promise<ScheduledWorkflow[]>;
   /** The data provider an organization runs under this name (its own, else the global one). */
   resolveDataProvider(
     organizationId: string,
     name: string,
   ): Promise<{ dataProvider: DataProviderRecord; provenance: Provenance }>;
+}
+
+/** An organization's workflow with a schedule (see `WorkflowStore.scheduled`). */
+export interface ScheduledWorkflow {
+  organizationId: string;
+  workflow: WorkflowRecord;
+  since: Date;
 }
 
 const workflowCascade = createCascade({
@@ -216,6 +232,33 @@ export function createWorkflowStore(sql: Sql): WorkflowStore {
         workflow: toRecord(winner as unknown as WorkflowRow),
         provenance: winner.provenance,
       };
+    },
+
+    async scheduled() {
+      // One statement per scheduled name (few), each over all active organizations, through
+      // the cascade's own winner: a read every few seconds whatever the number of orgs × names.
+      const names = await sql<Array<{ name: string }>>`
+        select distinct name from workflows where metadata->>'schedule' is not null order by name`;
+      const found: ScheduledWorkflow[] = [];
+      for (const { name } of names) {
+        const rows = await sql<
+          Array<{ organization_id: string; created_at: Date; w: Omit<WorkflowRow, "name"> | null }>
+        >`
+          select o.id as organization_id, o.created_at,
+            ${workflowCascade.winnerColumn(sql, "o.id", name, "w")}
+          from organizations o where o.active
+          order by o.id`;
+        for (const row of rows) {
+          if (!row.w?.metadata.schedule) continue;
+          const discoveredAt = new Date(row.w.discovered_at);
+          found.push({
+            organizationId: row.organization_id,
+            workflow: toRecord({ ...row.w, name, discovered_at: discoveredAt }),
+            since: row.created_at > discoveredAt ? row.created_at : discoveredAt,
+          });
+        }
+      }
+      return found;
     },
 
     stillResolvesTo(organizationId, name, declarationId) {

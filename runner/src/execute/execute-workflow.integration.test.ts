@@ -152,7 +152,7 @@ function spec(
   return {
     executionId: randomUUID(),
     organization: { id: orgIds[org], name: `Org ${org.toUpperCase()}` },
-    startedBy: "user-1",
+    startedBy: { id: "user-1", name: "User One", email: "one@example.test" },
     workflow: { name, module, network: [], timeoutSeconds },
     params: {},
     view: view(org),

@@ -1,4 +1,4 @@
-import { runEntrySource } from "@bifrost/sdk/host";
+import { runEntrySource, type StartedBy } from "@bifrost/sdk/host";
 import type { ChannelCompletion, ExecutionServices } from "../channel/sdk-channel.js";
 import type { SandboxOutcome } from "../sandbox/sandbox-process.js";
 import { bootKey } from "./prepared-sandboxes.js";
@@ -15,7 +15,8 @@ export type { ExecutorDeps };
 export interface ExecutionSpec {
   executionId: string;
   organization: { id: string; name: string };
-  startedBy: string;
+  /** Who started it: a user (id, name, email), or the platform (id and email null). */
+  startedBy: StartedBy;
   workflow: { name: string; module: string; network: string[]; timeoutSeconds: number };
   /** Run the data provider named `workflow.name` (params are its inputs) instead of a workflow. */
   dataProvider?: boolean;

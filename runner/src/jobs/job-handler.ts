@@ -255,7 +255,11 @@ export function createJobHandler(deps: {
         {
           executionId: job.executionId,
           organization: { id: claim.organizationId, name: claim.organizationName },
-          startedBy: claim.startedBy,
+          startedBy: {
+            id: claim.startedBy || null,
+            name: claim.startedByName,
+            email: claim.startedByEmail || null,
+          },
           workflow: {
             name: claim.workflow,
             module: claim.modulePath,

@@ -183,6 +183,11 @@ export interface Execution {
    * `params` its inputs).
    */
   kind: ExecutionKind;
+  /**
+   * When the workflow's schedule started this run: the fire time it was started for (then
+   * started_by_user_id is empty). Unset for every other start.
+   */
+  scheduledFor?: Date | undefined;
 }
 
 export interface StartExecutionRequest {
@@ -669,6 +674,7 @@ function createBaseExecution(): Execution {
     checkpoints: [],
     variables: undefined,
     kind: 0,
+    scheduledFor: undefined,
   };
 }
 
@@ -724,6 +730,9 @@ export const Execution: MessageFns<Execution> = {
     }
     if (message.kind !== 0) {
       writer.uint32(136).int32(message.kind);
+    }
+    if (message.scheduledFor !== undefined) {
+      Timestamp.encode(toTimestamp(message.scheduledFor), writer.uint32(146).fork()).join();
     }
     return writer;
   },
@@ -877,6 +886,14 @@ export const Execution: MessageFns<Execution> = {
             message.kind = reader.int32() as any;
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.scheduledFor = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -936,6 +953,11 @@ export const Execution: MessageFns<Execution> = {
         : [],
       variables: isObject(object.variables) ? object.variables : undefined,
       kind: isSet(object.kind) ? executionKindFromJSON(object.kind) : 0,
+      scheduledFor: isSet(object.scheduledFor)
+        ? fromJsonTimestamp(object.scheduledFor)
+        : isSet(object.scheduled_for)
+        ? fromJsonTimestamp(object.scheduled_for)
+        : undefined,
     };
   },
 
@@ -992,6 +1014,9 @@ export const Execution: MessageFns<Execution> = {
     if (message.kind !== 0) {
       obj.kind = executionKindToJSON(message.kind);
     }
+    if (message.scheduledFor !== undefined) {
+      obj.scheduledFor = message.scheduledFor.toISOString();
+    }
     return obj;
   },
 
@@ -1019,6 +1044,7 @@ export const Execution: MessageFns<Execution> = {
     message.checkpoints = object.checkpoints?.map((e) => Checkpoint.fromPartial(e)) || [];
     message.variables = object.variables ?? undefined;
     message.kind = object.kind ?? 0;
+    message.scheduledFor = object.scheduledFor ?? undefined;
     return message;
   },
 };

@@ -77,6 +77,12 @@ export interface ClaimExecutionResponse {
    * `params`, its network list is empty unless the organization allows hosts).
    */
   kind: ExecutionKind;
+  /**
+   * Who started it, for the workflow's context: the user's display name and email. With an
+   * empty started_by the platform started it, and started_by_name says how ("schedule").
+   */
+  startedByName: string;
+  startedByEmail: string;
 }
 
 export interface GetExecutionViewRequest {
@@ -400,6 +406,8 @@ function createBaseClaimExecutionResponse(): ClaimExecutionResponse {
     importMapJson: "",
     organizationHosts: [],
     kind: 0,
+    startedByName: "",
+    startedByEmail: "",
   };
 }
 
@@ -446,6 +454,12 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     }
     if (message.kind !== 0) {
       writer.uint32(120).int32(message.kind);
+    }
+    if (message.startedByName !== "") {
+      writer.uint32(130).string(message.startedByName);
+    }
+    if (message.startedByEmail !== "") {
+      writer.uint32(138).string(message.startedByEmail);
     }
     return writer;
   },
@@ -575,6 +589,22 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
             message.kind = reader.int32() as any;
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.startedByName = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.startedByEmail = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -641,6 +671,16 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
         ? object.organization_hosts.map((e: any) => globalThis.String(e))
         : [],
       kind: isSet(object.kind) ? executionKindFromJSON(object.kind) : 0,
+      startedByName: isSet(object.startedByName)
+        ? globalThis.String(object.startedByName)
+        : isSet(object.started_by_name)
+        ? globalThis.String(object.started_by_name)
+        : "",
+      startedByEmail: isSet(object.startedByEmail)
+        ? globalThis.String(object.startedByEmail)
+        : isSet(object.started_by_email)
+        ? globalThis.String(object.started_by_email)
+        : "",
     };
   },
 
@@ -688,6 +728,12 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     if (message.kind !== 0) {
       obj.kind = executionKindToJSON(message.kind);
     }
+    if (message.startedByName !== "") {
+      obj.startedByName = message.startedByName;
+    }
+    if (message.startedByEmail !== "") {
+      obj.startedByEmail = message.startedByEmail;
+    }
     return obj;
   },
 
@@ -710,6 +756,8 @@ export const ClaimExecutionResponse: MessageFns<ClaimExecutionResponse> = {
     message.importMapJson = object.importMapJson ?? "";
     message.organizationHosts = object.organizationHosts?.map((e) => e) || [];
     message.kind = object.kind ?? 0;
+    message.startedByName = object.startedByName ?? "";
+    message.startedByEmail = object.startedByEmail ?? "";
     return message;
   },
 };

@@ -1,0 +1,28 @@
+import { describe, expect, test } from "vitest";
+import { latestFire } from "./scheduler.js";
+
+const at = (iso: string) => new Date(iso).getTime();
+
+describe("latestFire", () => {
+  test("is the most recent fire at or before now, in UTC", () => {
+    expect(latestFire("*/15 * * * *", at("2026-03-02T10:44:59.999Z"))).toEqual(
+      new Date("2026-03-02T10:30:00.000Z"),
+    );
+    // A fire at exactly now is due now, not a period later.
+    expect(latestFire("*/15 * * * *", at("2026-03-02T10:45:00.000Z"))).toEqual(
+      new Date("2026-03-02T10:45:00.000Z"),
+    );
+    // Weekdays at 06:00: on a Monday before six, the latest was Friday's.
+    expect(latestFire("0 6 * * mon-fri", at("2026-03-02T05:59:00.000Z"))).toEqual(
+      new Date("2026-02-27T06:00:00.000Z"),
+    );
+    expect(latestFire("@daily", at("2026-03-02T05:59:00.000Z"))).toEqual(
+      new Date("2026-03-02T00:00:00.000Z"),
+    );
+  });
+
+  test("is undefined for an expression cron-parser cannot read", () => {
+    expect(latestFire("61 * * * *", at("2026-03-02T10:00:00.000Z"))).toBeUndefined();
+    expect(latestFire("every day", at("2026-03-02T10:00:00.000Z"))).toBeUndefined();
+  });
+});

@@ -1,0 +1,181 @@
+import { CronExpressionParser } from "cron-parser";
+import type { ExecutionStore } from "../executions/execution-store.js";
+import type { JobQueue } from "../executions/job-queue.js";
+import type { Logger } from "../log.js";
+import type { ScheduledWorkflow, WorkflowStore } from "../workflows/workflow-store.js";
+
+/** Fires workflows' cron schedules (see `startScheduler`). */
+export interface Scheduler {
+  /** Starts every run that is due now; returns how many this call started. */
+  tick(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** How late a fire may still start (a control plane restarting, the previous run still going). */
+export const defaultScheduleGraceMs = 5 * 60_000;
+
+/** How often the schedules are read again: new, changed or removed declarations, organizations. */
+export const defaultScheduleRefreshMs = 10_000;
+
+/**
+ * The most recent time `schedule` (five-field cron, in UTC) fires at or before `now`, or
+ * undefined when the expression cannot be read. Discovery checks every schedule already
+ * (sdk meta-check); cron-parser is what computes the times.
+ */
+export function latestFire(schedule: string, now: number): Date | undefined {
+  try {
+    // prev() is strictly before its start: from now + 1 ms, a fire at exactly now counts.
+    return CronExpressionParser.parse(schedule, { currentDate: new Date(now + 1), tz: "UTC" })
+      .prev()
+      .toDate();
+  } catch {
+    return undefined;
+  }
+}
+
+function nextFire(schedule: string, now: number): number | undefined {
+  try {
+    return CronExpressionParser.parse(schedule, { currentDate: new Date(now), tz: "UTC" })
+      .next()
+      .getTime();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts, for every active organization, the runs its effective workflows' schedules fire
+ * (`WorkflowStore.scheduled`: a global schedule runs for every organization that does not
+ * override the workflow; an override runs on its own schedule, or on none). Schedules are
+ * cron expressions in UTC, and a run gets the params' defaults.
+ *
+ * Every replica runs a scheduler; each fire starts one run whichever replica gets there
+ * first (a unique index on the fire time, migration 0012). A fire is due from its time until
+ * `graceMs` after it: one missed while no control plane was up starts late, within the grace,
+ * and only the latest fire of a schedule is ever started, so a long outage starts one run,
+ * not one per missed fire. A fire waits while the schedule's previous run is still queued or
+ * running, and is skipped once its grace has passed or the next fire comes: runs of one
+ * schedule never overlap or pile up.
+ *
+ * The scheduler sleeps until the next fire of any schedule, or until `refreshMs` (when it
+ * reads the schedules again and retries fires that waited), whichever is sooner.
+ */
+export function startScheduler(deps: {
+  workflows: Pick<WorkflowStore, "scheduled">;
+  executions: Pick<ExecutionStore, "startScheduled" | "markDispatched">;
+  queue: Pick<JobQueue, "publish">;
+  log: Logger;
+  graceMs?: number;
+  refreshMs?: number;
+  /** The clock (tests move it); default Date.now. */
+  now?: () => number;
+  /** false: no timer, only explicit `tick()` calls (tests). */
+  timer?: boolean;
+}): Scheduler {
+  const graceMs = deps.graceMs ?? defaultScheduleGraceMs;
+  const refreshMs = deps.refreshMs ?? defaultScheduleRefreshMs;
+  const now = deps.now ?? Date.now;
+  let entries: ScheduledWorkflow[] = [];
+  let readAt = Number.NEGATIVE_INFINITY;
+  /** Fires this replica is done with (started, or found started): key → fire time. */
+  const done = new Map<string, number>();
+  /** Declarations whose schedule cron-parser could not read, warned about once. */
+  const unreadable = new Set<string>();
+  let round: Promise<number> = Promise.resolve(0);
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  async function fire(entry: ScheduledWorkflow, at: Date): Promise<boolean> {
+    const { organizationId, workflow } = entry;
+    const key = `${organizationId}\0${workflow.name}\0${at.getTime()}`;
+    if (done.has(key)) return false;
+    const outcome = await deps.executions.startScheduled(organizationId, workflow, at);
+    if (outcome === "not_now") return false;
+    done.set(key, at.getTime());
+    if (outcome === "fired") return false;
+    const record = outcome.started;
+    deps.log.info(
+      { executionId: record.id, organizationId, workflow: workflow.name, scheduledFor: at },
+      "scheduled run started",
+    );
+    try {
+      await deps.queue.publish({ executionId: record.id, organizationId });
+      await deps.executions.markDispatched([record.id]);
+    } catch (error) {
+      // Still queued and undispatched: the dispatch retry publishes it (dispatch-retry.ts).
+      deps.log.warn({ err: error, executionId: record.id }, "dispatch deferred");
+    }
+    return true;
+  }
+
+  async function tick(): Promise<number> {
+    const at = now();
+    if (at - readAt >= refreshMs) {
+      entries = await deps.workflows.scheduled();
+      readAt = at;
+    }
+    for (const [key, time] of done) if (at - time > graceMs) done.delete(key);
+    let started = 0;
+    for (const entry of entries) {
+      const schedule = entry.workflow.metadata.schedule as string;
+      const latest = latestFire(schedule, at);
+      if (!latest) {
+        if (!unreadable.has(entry.workflow.declarationId)) {
+          unreadable.add(entry.workflow.declarationId);
+          deps.log.warn(
+            { workflow: entry.workflow.name, schedule },
+            "schedule cannot be read; it never fires",
+          );
+        }
+        continue;
+      }
+      if (latest < entry.since || at - latest.getTime() > graceMs) continue;
+      try {
+        if (await fire(entry, latest)) started += 1;
+      } catch (error) {
+        deps.log.warn(
+          { err: error, organizationId: entry.organizationId, workflow: entry.workflow.name },
+          "scheduled run could not start",
+        );
+      }
+    }
+    return started;
+  }
+
+  /** Sleeps until the next fire of any schedule, or the next read, whichever is first. */
+  function arm() {
+    if (stopped || deps.timer === false) return;
+    const at = now();
+    let wake = readAt + refreshMs;
+    for (const entry of entries) {
+      const next = nextFire(entry.workflow.metadata.schedule as string, at);
+      if (next !== undefined && next < wake) wake = next;
+    }
+    timer = setTimeout(run, Math.max(0, wake - at));
+    timer.unref();
+  }
+
+  function run() {
+    round = round
+      .then(tick)
+      .catch((error: unknown) => {
+        deps.log.error({ err: error }, "scheduler round failed");
+        return 0;
+      })
+      .finally(arm);
+  }
+
+  if (deps.timer !== false) run();
+  return {
+    tick: () => {
+      const result = round.then(tick);
+      round = result.catch(() => 0);
+      return result;
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await round.catch(() => 0);
+    },
+  };
+}
