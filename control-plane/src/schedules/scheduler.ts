@@ -116,9 +116,12 @@ export function startScheduler(deps: {
     }
     for (const [key, time] of done) if (at - time > graceMs) done.delete(key);
     let started = 0;
+    // Per distinct expression, not per organization: a global schedule is one for them all.
+    const latestOf = new Map<string, Date | undefined>();
     for (const entry of entries) {
       const schedule = entry.workflow.metadata.schedule as string;
-      const latest = latestFire(schedule, at);
+      if (!latestOf.has(schedule)) latestOf.set(schedule, latestFire(schedule, at));
+      const latest = latestOf.get(schedule);
       if (!latest) {
         if (!unreadable.has(entry.workflow.declarationId)) {
           unreadable.add(entry.workflow.declarationId);
@@ -147,8 +150,8 @@ export function startScheduler(deps: {
     if (stopped || deps.timer === false) return;
     const at = now();
     let wake = readAt + refreshMs;
-    for (const entry of entries) {
-      const next = nextFire(entry.workflow.metadata.schedule as string, at);
+    for (const schedule of new Set(entries.map((e) => e.workflow.metadata.schedule as string))) {
+      const next = nextFire(schedule, at);
       if (next !== undefined && next < wake) wake = next;
     }
     timer = setTimeout(run, Math.max(0, wake - at));
