@@ -120,6 +120,7 @@ try {
   // Workflows' cron schedules; every replica runs one, and each fire starts one run.
   const scheduler = startScheduler({
     workflows: stores.workflows,
+    config: stores.config,
     executions: stores.executions,
     queue,
     log: log.child({ component: "scheduler" }),

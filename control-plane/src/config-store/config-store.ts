@@ -10,6 +10,7 @@ import {
   validateConfigKey,
   validateDescription,
 } from "./config-value.js";
+import { checkPlatformSetting } from "./platform-keys.js";
 
 /** One config entry of a scope. */
 export interface ConfigRecord {
@@ -84,6 +85,7 @@ export function createConfigStore(sql: Sql): ConfigStore {
     async set(actor, scope, rawKey, value, rawDescription) {
       const key = validateConfigKey(rawKey);
       const description = validateDescription(rawDescription);
+      checkPlatformSetting(key, value);
       const organizationId = scopeOrganizationId(scope);
       try {
         return await sql.begin(async (tx) => {

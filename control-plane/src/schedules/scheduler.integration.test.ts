@@ -43,6 +43,7 @@ async function scheduler(
   });
   const started = startScheduler({
     workflows: cp.stores.workflows,
+    config: cp.stores.config,
     executions: cp.stores.executions,
     queue,
     log: createLogger({ name: "scheduler-test", level: "silent" }),

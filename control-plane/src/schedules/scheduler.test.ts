@@ -21,6 +21,19 @@ describe("latestFire", () => {
     );
   });
 
+  test("reads the expression in a time zone, daylight saving included", () => {
+    // 09:00 in London is 09:00 UTC in winter and 08:00 UTC in summer (from 29 March 2026).
+    expect(latestFire("0 9 * * *", at("2026-03-27T12:00:00Z"), "Europe/London")).toEqual(
+      new Date("2026-03-27T09:00:00.000Z"),
+    );
+    expect(latestFire("0 9 * * *", at("2026-03-30T12:00:00Z"), "Europe/London")).toEqual(
+      new Date("2026-03-30T08:00:00.000Z"),
+    );
+    expect(latestFire("0 * * * *", at("2026-03-02T10:45:00Z"), "Asia/Kolkata")).toEqual(
+      new Date("2026-03-02T10:30:00.000Z"),
+    );
+  });
+
   test("is undefined for an expression cron-parser cannot read", () => {
     expect(latestFire("61 * * * *", at("2026-03-02T10:00:00.000Z"))).toBeUndefined();
     expect(latestFire("every day", at("2026-03-02T10:00:00.000Z"))).toBeUndefined();

@@ -1,4 +1,6 @@
 import { CronExpressionParser } from "cron-parser";
+import { type ConfigStore, effectiveValueOf } from "../config-store/config-store.js";
+import { isTimeZone, scheduleTimezoneKey } from "../config-store/platform-keys.js";
 import type { ExecutionStore } from "../executions/execution-store.js";
 import type { JobQueue } from "../executions/job-queue.js";
 import type { Logger } from "../log.js";
@@ -18,14 +20,14 @@ export const defaultScheduleGraceMs = 5 * 60_000;
 export const defaultScheduleRefreshMs = 10_000;
 
 /**
- * The most recent time `schedule` (five-field cron, in UTC) fires at or before `now`, or
- * undefined when the expression cannot be read. Discovery checks every schedule already
- * (sdk meta-check); cron-parser is what computes the times.
+ * The most recent time `schedule` (five-field cron, read in `timeZone`) fires at or before
+ * `now`, or undefined when the expression cannot be read. Discovery checks every schedule
+ * already (sdk meta-check); cron-parser is what computes the times, daylight saving included.
  */
-export function latestFire(schedule: string, now: number): Date | undefined {
+export function latestFire(schedule: string, now: number, timeZone = "UTC"): Date | undefined {
   try {
     // prev() is strictly before its start: from now + 1 ms, a fire at exactly now counts.
-    return CronExpressionParser.parse(schedule, { currentDate: new Date(now + 1), tz: "UTC" })
+    return CronExpressionParser.parse(schedule, { currentDate: new Date(now + 1), tz: timeZone })
       .prev()
       .toDate();
   } catch {
@@ -33,9 +35,9 @@ export function latestFire(schedule: string, now: number): Date | undefined {
   }
 }
 
-function nextFire(schedule: string, now: number): number | undefined {
+function nextFire(schedule: string, now: number, timeZone: string): number | undefined {
   try {
-    return CronExpressionParser.parse(schedule, { currentDate: new Date(now), tz: "UTC" })
+    return CronExpressionParser.parse(schedule, { currentDate: new Date(now), tz: timeZone })
       .next()
       .getTime();
   } catch {
@@ -43,11 +45,15 @@ function nextFire(schedule: string, now: number): number | undefined {
   }
 }
 
+/** A scheduled workflow of one organization, with the time zone its schedule is read in. */
+type Entry = ScheduledWorkflow & { timeZone: string };
+
 /**
  * Starts, for every active organization, the runs its effective workflows' schedules fire
  * (`WorkflowStore.scheduled`: a global schedule runs for every organization that does not
  * override the workflow; an override runs on its own schedule, or on none). Schedules are
- * cron expressions in UTC, and a run gets the params' defaults.
+ * cron expressions read in the organization's time zone (config "schedule.timezone", with the
+ * cascade; UTC without one), and a run gets the params' defaults.
  *
  * Every replica runs a scheduler; each fire starts one run whichever replica gets there
  * first (a unique index on the fire time, migration 0012). A fire is due from its time until
@@ -62,6 +68,7 @@ function nextFire(schedule: string, now: number): number | undefined {
  */
 export function startScheduler(deps: {
   workflows: Pick<WorkflowStore, "scheduled">;
+  config: Pick<ConfigStore, "effectiveValueColumn">;
   executions: Pick<ExecutionStore, "startScheduled" | "markDispatched">;
   queue: Pick<JobQueue, "publish">;
   log: Logger;
@@ -75,17 +82,43 @@ export function startScheduler(deps: {
   const graceMs = deps.graceMs ?? defaultScheduleGraceMs;
   const refreshMs = deps.refreshMs ?? defaultScheduleRefreshMs;
   const now = deps.now ?? Date.now;
-  let entries: ScheduledWorkflow[] = [];
+  let entries: Entry[] = [];
   let readAt = Number.NEGATIVE_INFINITY;
   /** Fires this replica is done with (started, or found started): key → fire time. */
   const done = new Map<string, number>();
-  /** Declarations whose schedule cron-parser could not read, warned about once. */
+  /** Schedules cron-parser could not read, and time zones it did not know: warned once. */
   const unreadable = new Set<string>();
+  const warnOnce = (key: string, fields: object, message: string) => {
+    if (unreadable.has(key)) return;
+    unreadable.add(key);
+    deps.log.warn(fields, message);
+  };
+
+  async function read(): Promise<Entry[]> {
+    const rows = await deps.workflows.scheduled<{ time_zone: unknown }>((organizationId) =>
+      deps.config.effectiveValueColumn(organizationId, scheduleTimezoneKey, "time_zone"),
+    );
+    return rows.map(({ alongside, ...entry }) => {
+      const value = effectiveValueOf(alongside.time_zone);
+      let timeZone = "UTC";
+      if (value?.type === "string" && isTimeZone(value.value)) timeZone = value.value;
+      else if (value) {
+        // Refused on write (platform-keys.ts); only a value set before that, or a zone this
+        // runtime no longer knows, gets here.
+        warnOnce(
+          `zone\0${entry.organizationId}`,
+          { organizationId: entry.organizationId, value: value.value },
+          `config "${scheduleTimezoneKey}" is not a time zone; schedules are read in UTC`,
+        );
+      }
+      return { ...entry, timeZone };
+    });
+  }
   let round: Promise<number> = Promise.resolve(0);
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
-  async function fire(entry: ScheduledWorkflow, at: Date): Promise<boolean> {
+  async function fire(entry: Entry, at: Date): Promise<boolean> {
     const { organizationId, workflow } = entry;
     const key = `${organizationId}\0${workflow.name}\0${at.getTime()}`;
     if (done.has(key)) return false;
@@ -111,25 +144,25 @@ export function startScheduler(deps: {
   async function tick(): Promise<number> {
     const at = now();
     if (at - readAt >= refreshMs) {
-      entries = await deps.workflows.scheduled();
+      entries = await read();
       readAt = at;
     }
     for (const [key, time] of done) if (at - time > graceMs) done.delete(key);
     let started = 0;
-    // Per distinct expression, not per organization: a global schedule is one for them all.
+    // Per distinct expression and zone, not per organization: a global schedule is one for
+    // every organization of a zone.
     const latestOf = new Map<string, Date | undefined>();
     for (const entry of entries) {
       const schedule = entry.workflow.metadata.schedule as string;
-      if (!latestOf.has(schedule)) latestOf.set(schedule, latestFire(schedule, at));
-      const latest = latestOf.get(schedule);
+      const key = `${entry.timeZone}\0${schedule}`;
+      if (!latestOf.has(key)) latestOf.set(key, latestFire(schedule, at, entry.timeZone));
+      const latest = latestOf.get(key);
       if (!latest) {
-        if (!unreadable.has(entry.workflow.declarationId)) {
-          unreadable.add(entry.workflow.declarationId);
-          deps.log.warn(
-            { workflow: entry.workflow.name, schedule },
-            "schedule cannot be read; it never fires",
-          );
-        }
+        warnOnce(
+          `cron\0${entry.workflow.declarationId}`,
+          { workflow: entry.workflow.name, schedule },
+          "schedule cannot be read; it never fires",
+        );
         continue;
       }
       if (latest < entry.since || at - latest.getTime() > graceMs) continue;
@@ -150,8 +183,13 @@ export function startScheduler(deps: {
     if (stopped || deps.timer === false) return;
     const at = now();
     let wake = readAt + refreshMs;
-    for (const schedule of new Set(entries.map((e) => e.workflow.metadata.schedule as string))) {
-      const next = nextFire(schedule, at);
+    const seen = new Set<string>();
+    for (const { timeZone, workflow } of entries) {
+      const schedule = workflow.metadata.schedule as string;
+      const key = `${timeZone}\0${schedule}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const next = nextFire(schedule, at, timeZone);
       if (next !== undefined && next < wake) wake = next;
     }
     timer = setTimeout(run, Math.max(0, wake - at));

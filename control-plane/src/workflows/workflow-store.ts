@@ -80,9 +80,12 @@ export interface WorkflowStore {
    * global one), kept only when that declaration has a schedule — an organization's override
    * without one turns the global schedule off for that organization alone. `since` is when
    * the pair began (the later of the organization's creation and the declaration's
-   * discovery): no fire before it is ever due.
+   * discovery): no fire before it is ever due. `alongside` adds columns read per
+   * organization in the same statement (its time zone, say), returned as `alongside`.
    */
-  scheduled(): Promise<ScheduledWorkflow[]>;
+  scheduled<Alongside extends object = object>(
+    alongside?: (organizationIdColumn: string) => Fragment,
+  ): Promise<Array<ScheduledWorkflow & { alongside: Alongside }>>;
   /** The data provider an organization runs under this name (its own, else the global one). */
   resolveDataProvider(
     organizationId: string,
@@ -234,18 +237,21 @@ export function createWorkflowStore(sql: Sql): WorkflowStore {
       };
     },
 
-    async scheduled() {
+    async scheduled<Alongside extends object = object>(
+      alongside?: (organizationIdColumn: string) => Fragment,
+    ) {
       // One statement per scheduled name (few), each over all active organizations, through
       // the cascade's own winner: a read every few seconds whatever the number of orgs × names.
       const names = await sql<Array<{ name: string }>>`
         select distinct name from workflows where metadata->>'schedule' is not null order by name`;
-      const found: ScheduledWorkflow[] = [];
+      const found: Array<ScheduledWorkflow & { alongside: Alongside }> = [];
       for (const { name } of names) {
         const rows = await sql<
           Array<{ organization_id: string; created_at: Date; w: Omit<WorkflowRow, "name"> | null }>
         >`
           select o.id as organization_id, o.created_at,
             ${workflowCascade.winnerColumn(sql, "o.id", name, "w")}
+            ${alongside ? sql`, ${alongside("o.id")}` : sql``}
           from organizations o where o.active
           order by o.id`;
         for (const row of rows) {
@@ -255,6 +261,7 @@ export function createWorkflowStore(sql: Sql): WorkflowStore {
             organizationId: row.organization_id,
             workflow: toRecord({ ...row.w, name, discovered_at: discoveredAt }),
             since: row.created_at > discoveredAt ? row.created_at : discoveredAt,
+            alongside: row as unknown as Alongside,
           });
         }
       }
