@@ -11,6 +11,7 @@ import { startTestControlPlane, type TestControlPlane } from "../testing/harness
 import { type InProcessRunner, startInProcessRunner } from "../testing/in-process-runner.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
 import { globalScope, orgScope } from "../testing/wire.js";
+import { lostExecutionError } from "./execution-store.js";
 
 // A runner's metrics endpoint, scraped over HTTP after real executions of two organizations
 // and one that falls back to global: the counts add up, and nothing of any tenant (ids,
@@ -49,6 +50,16 @@ export const greet = workflow({ name: "greet_tenant" }, (_params, ctx) => ({ who
     path: "workflows/b_only_broken.ts",
     content: `import { UserError, workflow } from "bifrost";
 export const broken = workflow({ name: "b_only_broken" }, () => { throw new UserError("org-b-private-failure"); });`,
+  });
+  await root.modules.putModule({
+    scope: globalScope,
+    path: "workflows/nap.ts",
+    content: `import { workflow } from "bifrost";
+export const nap = workflow({ name: "nap" }, async (_p, ctx) => {
+  ctx.log.info("napping");
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  return "rested";
+});`,
   });
   await cp.discovery.drain();
   metrics = createRunnerMetrics({ capacity: 2, busy: () => 0 });
@@ -117,5 +128,37 @@ describe("a runner's metrics endpoint", () => {
     ]) {
       expect(text).not.toContain(tenantData);
     }
+  });
+
+  test("a run whose execution ended while it ran (failed as lost) is finished by its runner, not failed and redelivered", async () => {
+    const api = world.as(world.keys.platformAdmin);
+    const { execution } = await api.executions.startExecution({
+      organizationId: world.orgA.id,
+      workflow: "nap",
+      params: {},
+      waitForResult: false,
+      waitTimeoutSeconds: 0,
+    });
+    const id = execution?.id as string;
+    for (let i = 0; i < 200; i++) {
+      const { execution: now } = await api.executions.getExecution({ id });
+      if (now?.logs.some((log) => log.message === "napping")) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    // What the abandoned-job watcher does when it believes the run is lost.
+    await cp.stores.executions.fail(id, lostExecutionError(3));
+    const scrape = async () => (await fetch(`http://${server.address}/metrics`)).text();
+    const runs = async () =>
+      sample(await scrape(), 'bifrost_runner_executions_total{status="succeeded",reason="none"}');
+    for (let i = 0; i < 200 && (await runs()) !== 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await runs()).toBe(3);
+    // Its completion was refused (the token died with the execution), and that ended the job.
+    expect(sample(await scrape(), "bifrost_runner_job_failures_total") ?? 0).toBe(0);
+    const { execution: ended } = await api.executions.getExecution({ id });
+    expect(ended?.status).toBe(ExecutionStatus.EXECUTION_STATUS_FAILED);
+    expect(ended?.error?.kind).toBe("lost");
+    expect(ended?.attempt).toBe(1);
   });
 });

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type ExecutionJob, ExecutionKind, ExecutionStatus } from "@bifrost/proto";
+import { type ServiceError, status } from "@grpc/grpc-js";
 import type { ExecutionServices, LogLevel } from "../channel/sdk-channel.js";
 import type { ControlPlaneClient } from "../control-plane-client.js";
 import type { JobDelivery, JobDisposition } from "../dispatch/job-consumer.js";
@@ -282,14 +283,30 @@ export function createJobHandler(deps: {
     }
     // Events still buffered go out before the outcome. With none, a report would only fetch
     // the cancellation flag, which no longer matters: one round trip less per execution.
-    if (logs.length > 0 || checkpoints.length > 0) await flush();
-    await client.completeExecution({
-      executionToken: token,
-      executionId: job.executionId,
-      status: statusOf[outcome.status],
-      result: outcome.status === "succeeded" ? outcome.result : undefined,
-      error: outcome.status === "succeeded" ? undefined : outcome.error,
-    });
+    const recorded = await (async () => {
+      if (logs.length > 0 || checkpoints.length > 0) await flush();
+      await client.completeExecution({
+        executionToken: token,
+        executionId: job.executionId,
+        status: statusOf[outcome.status],
+        result: outcome.status === "succeeded" ? outcome.result : undefined,
+        error: outcome.status === "succeeded" ? undefined : outcome.error,
+      });
+    })().then(
+      () => true,
+      (error: Partial<ServiceError>) => {
+        // The control plane no longer takes this attempt's token: the execution has ended
+        // without this outcome (failed as lost, or an earlier try of this very call went
+        // through and its answer was lost in a restart). A redelivery would find nothing to
+        // claim, so the job ends here instead of going round again.
+        if (error.code !== status.UNAUTHENTICATED) throw error;
+        deps.log.info(
+          { ...log, err: error },
+          "outcome not recorded: the execution had already ended",
+        );
+        return false;
+      },
+    );
     deps.metrics?.finished({
       status: outcome.status,
       ...(outcome.status !== "succeeded" && { errorKind: outcome.error.kind }),
@@ -303,6 +320,7 @@ export function createJobHandler(deps: {
         status: outcome.status,
         durationMs: outcome.sandbox.durationMs,
         sandboxStarted: outcome.started,
+        recorded,
       },
       "execution finished",
     );
