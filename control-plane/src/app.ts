@@ -166,7 +166,12 @@ export async function startControlPlaneServer(deps: {
       "bifrost.v1.ConfigService": createConfigService(edge, policy, stores.config),
       "bifrost.v1.SecretService": createSecretService(edge, policy, stores.secrets),
       "bifrost.v1.AuditService": createAuditService(edge, policy, sql),
-      "bifrost.v1.WorkflowService": createWorkflowService(edge, policy, stores.workflows),
+      "bifrost.v1.WorkflowService": createWorkflowService(
+        edge,
+        policy,
+        stores.workflows,
+        stores.config,
+      ),
       "bifrost.v1.ExecutionService": createExecutionService(edge, policy, {
         executions: stores.executions,
         queue: deps.queue,

@@ -19,6 +19,11 @@ export function isTimeZone(zone: string): boolean {
   }
 }
 
+/** The zone a `schedule.timezone` value names, or UTC when there is none (or none valid). */
+export function scheduleTimeZoneOf(value: ConfigValue | undefined): string {
+  return value?.type === "string" && isTimeZone(value.value) ? value.value : "UTC";
+}
+
 /**
  * Refuses, at write time, a value the platform could not use for a key it reads itself, so a
  * mistake is an error for whoever makes it rather than a schedule silently read in UTC.

@@ -81,6 +81,28 @@ describe("schedules in the organization's time zone", () => {
     expect(await runsAt(utcHour + hour / 2)).toEqual([world.orgA.id, world.orgC.id].sort());
   });
 
+  test("the API says when a scheduled workflow next runs for each organization, in its zone", async () => {
+    const now = Date.now();
+    const nextUtcHour = Math.ceil((now + 1) / hour) * hour;
+    // Minute 0 in Kolkata: the next UTC time at :30.
+    const nextKolkataHour =
+      Math.floor(now / hour) * hour + hour / 2 > now
+        ? Math.floor(now / hour) * hour + hour / 2
+        : Math.floor(now / hour) * hour + (3 * hour) / 2;
+    for (const [key, organizationId, at, zone] of [
+      [world.keys.adminB, world.orgB.id, nextUtcHour, "UTC"],
+      [world.keys.memberA, world.orgA.id, nextKolkataHour, "Asia/Kolkata"],
+      [world.keys.platformAdmin, world.orgC.id, nextKolkataHour, "Asia/Kolkata"],
+    ] as const) {
+      const api = world.as(key);
+      const got = await api.workflows.getWorkflow({ organizationId, name: "hourly" });
+      expect([got.nextRunAt?.getTime(), got.scheduleTimeZone]).toEqual([at, zone]);
+      const { workflows } = await api.workflows.listEffectiveWorkflows({ organizationId });
+      const listed = workflows.find((w) => w.workflow?.name === "hourly");
+      expect([listed?.nextRunAt?.getTime(), listed?.scheduleTimeZone]).toEqual([at, zone]);
+    }
+  });
+
   test("an organization's own zone replaces the global one for it alone, from the next read", async () => {
     const root = world.as(world.keys.platformAdmin);
     await root.config.setConfig({

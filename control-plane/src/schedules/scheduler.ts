@@ -1,6 +1,10 @@
 import { CronExpressionParser } from "cron-parser";
 import { type ConfigStore, effectiveValueOf } from "../config-store/config-store.js";
-import { isTimeZone, scheduleTimezoneKey } from "../config-store/platform-keys.js";
+import {
+  isTimeZone,
+  scheduleTimeZoneOf,
+  scheduleTimezoneKey,
+} from "../config-store/platform-keys.js";
 import type { ExecutionStore } from "../executions/execution-store.js";
 import type { JobQueue } from "../executions/job-queue.js";
 import type { Logger } from "../log.js";
@@ -35,7 +39,8 @@ export function latestFire(schedule: string, now: number, timeZone = "UTC"): Dat
   }
 }
 
-function nextFire(schedule: string, now: number, timeZone: string): number | undefined {
+/** The first time after `now` that `schedule` fires, read in `timeZone`; undefined if unreadable. */
+export function nextFire(schedule: string, now: number, timeZone = "UTC"): number | undefined {
   try {
     return CronExpressionParser.parse(schedule, { currentDate: new Date(now), tz: timeZone })
       .next()
@@ -100,9 +105,8 @@ export function startScheduler(deps: {
     );
     return rows.map(({ alongside, ...entry }) => {
       const value = effectiveValueOf(alongside.time_zone);
-      let timeZone = "UTC";
-      if (value?.type === "string" && isTimeZone(value.value)) timeZone = value.value;
-      else if (value) {
+      const timeZone = scheduleTimeZoneOf(value);
+      if (value && !(value.type === "string" && isTimeZone(value.value))) {
         // Refused on write (platform-keys.ts); only a value set before that, or a zone this
         // runtime no longer knows, gets here.
         warnOnce(

@@ -1,7 +1,10 @@
 import type { Workflow as ProtoWorkflow, WorkflowServiceServer } from "@bifrost/proto";
 import type { Policy } from "../auth/policy.js";
+import type { ConfigStore } from "../config-store/config-store.js";
+import { scheduleTimeZoneOf, scheduleTimezoneKey } from "../config-store/platform-keys.js";
 import { provenanceToProto } from "../grpc/provenance.js";
 import { type EdgeDeps, unary } from "../grpc/unary.js";
+import { nextFire } from "../schedules/scheduler.js";
 import { parseUuid, scopeFromProto, scopeToProto } from "../scope.js";
 import type { WorkflowRecord, WorkflowStore } from "./workflow-store.js";
 
@@ -38,8 +41,26 @@ export function createWorkflowService(
   edge: EdgeDeps,
   policy: Policy,
   workflows: WorkflowStore,
+  config: ConfigStore,
 ): WorkflowServiceServer {
   const rules = policy.WorkflowService;
+  /** The organization's schedule time zone, read once per call that needs it. */
+  const timeZoneOf = async (organizationId: string) =>
+    scheduleTimeZoneOf(
+      (await config.resolve(organizationId, scheduleTimezoneKey, { organizationChecked: true }))
+        ?.entry.value,
+    );
+  /** When a scheduled workflow next runs for an organization whose zone is `timeZone`. */
+  const nextRun = (
+    record: WorkflowRecord,
+    timeZone: string,
+  ): { nextRunAt?: Date; scheduleTimeZone: string } => {
+    const schedule = record.metadata.schedule;
+    const next = schedule ? nextFire(schedule, Date.now(), timeZone) : undefined;
+    return next === undefined
+      ? { scheduleTimeZone: "" }
+      : { nextRunAt: new Date(next), scheduleTimeZone: timeZone };
+  };
   return {
     listWorkflows: unary(edge, "ListWorkflows", rules.ListWorkflows, async (req) => ({
       workflows: (await workflows.list(scopeFromProto(req.scope))).map(toProto),
@@ -48,21 +69,29 @@ export function createWorkflowService(
       edge,
       "ListEffectiveWorkflows",
       rules.ListEffectiveWorkflows,
-      async (req) => ({
-        workflows: (
-          await workflows.listEffective(parseUuid(req.organizationId, "organization_id"))
-        ).map((w) => ({
-          workflow: toProto(w.workflow),
-          provenance: provenanceToProto(w.provenance),
-        })),
-      }),
+      async (req) => {
+        const organizationId = parseUuid(req.organizationId, "organization_id");
+        const effective = await workflows.listEffective(organizationId);
+        const timeZone = effective.some((w) => w.workflow.metadata.schedule)
+          ? await timeZoneOf(organizationId)
+          : "UTC";
+        return {
+          workflows: effective.map((w) => ({
+            workflow: toProto(w.workflow),
+            provenance: provenanceToProto(w.provenance),
+            ...nextRun(w.workflow, timeZone),
+          })),
+        };
+      },
     ),
     getWorkflow: unary(edge, "GetWorkflow", rules.GetWorkflow, async (req) => {
-      const { workflow, provenance } = await workflows.resolve(
-        parseUuid(req.organizationId, "organization_id"),
-        req.name,
-      );
-      return { workflow: toProto(workflow), provenance: provenanceToProto(provenance) };
+      const organizationId = parseUuid(req.organizationId, "organization_id");
+      const { workflow, provenance } = await workflows.resolve(organizationId, req.name);
+      return {
+        workflow: toProto(workflow),
+        provenance: provenanceToProto(provenance),
+        ...nextRun(workflow, workflow.metadata.schedule ? await timeZoneOf(organizationId) : "UTC"),
+      };
     }),
   };
 }

@@ -70,6 +70,12 @@ export interface ListWorkflowsResponse {
 export interface EffectiveWorkflow {
   workflow?: Workflow | undefined;
   provenance: Provenance;
+  /**
+   * For a workflow with a schedule: when it next runs for this organization, and the time
+   * zone its schedule is read in (config "schedule.timezone" with the cascade, else UTC).
+   */
+  nextRunAt?: Date | undefined;
+  scheduleTimeZone: string;
 }
 
 export interface ListEffectiveWorkflowsRequest {
@@ -88,6 +94,9 @@ export interface GetWorkflowRequest {
 export interface GetWorkflowResponse {
   workflow?: Workflow | undefined;
   provenance: Provenance;
+  /** As in EffectiveWorkflow. */
+  nextRunAt?: Date | undefined;
+  scheduleTimeZone: string;
 }
 
 function createBaseWorkflowParam(): WorkflowParam {
@@ -722,7 +731,7 @@ export const ListWorkflowsResponse: MessageFns<ListWorkflowsResponse> = {
 };
 
 function createBaseEffectiveWorkflow(): EffectiveWorkflow {
-  return { workflow: undefined, provenance: 0 };
+  return { workflow: undefined, provenance: 0, nextRunAt: undefined, scheduleTimeZone: "" };
 }
 
 export const EffectiveWorkflow: MessageFns<EffectiveWorkflow> = {
@@ -732,6 +741,12 @@ export const EffectiveWorkflow: MessageFns<EffectiveWorkflow> = {
     }
     if (message.provenance !== 0) {
       writer.uint32(16).int32(message.provenance);
+    }
+    if (message.nextRunAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.nextRunAt), writer.uint32(26).fork()).join();
+    }
+    if (message.scheduleTimeZone !== "") {
+      writer.uint32(34).string(message.scheduleTimeZone);
     }
     return writer;
   },
@@ -765,6 +780,22 @@ export const EffectiveWorkflow: MessageFns<EffectiveWorkflow> = {
             message.provenance = reader.int32() as any;
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextRunAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.scheduleTimeZone = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -781,6 +812,16 @@ export const EffectiveWorkflow: MessageFns<EffectiveWorkflow> = {
     return {
       workflow: isSet(object.workflow) ? Workflow.fromJSON(object.workflow) : undefined,
       provenance: isSet(object.provenance) ? provenanceFromJSON(object.provenance) : 0,
+      nextRunAt: isSet(object.nextRunAt)
+        ? fromJsonTimestamp(object.nextRunAt)
+        : isSet(object.next_run_at)
+        ? fromJsonTimestamp(object.next_run_at)
+        : undefined,
+      scheduleTimeZone: isSet(object.scheduleTimeZone)
+        ? globalThis.String(object.scheduleTimeZone)
+        : isSet(object.schedule_time_zone)
+        ? globalThis.String(object.schedule_time_zone)
+        : "",
     };
   },
 
@@ -791,6 +832,12 @@ export const EffectiveWorkflow: MessageFns<EffectiveWorkflow> = {
     }
     if (message.provenance !== 0) {
       obj.provenance = provenanceToJSON(message.provenance);
+    }
+    if (message.nextRunAt !== undefined) {
+      obj.nextRunAt = message.nextRunAt.toISOString();
+    }
+    if (message.scheduleTimeZone !== "") {
+      obj.scheduleTimeZone = message.scheduleTimeZone;
     }
     return obj;
   },
@@ -804,6 +851,8 @@ export const EffectiveWorkflow: MessageFns<EffectiveWorkflow> = {
       ? Workflow.fromPartial(object.workflow)
       : undefined;
     message.provenance = object.provenance ?? 0;
+    message.nextRunAt = object.nextRunAt ?? undefined;
+    message.scheduleTimeZone = object.scheduleTimeZone ?? "";
     return message;
   },
 };
@@ -1042,7 +1091,7 @@ export const GetWorkflowRequest: MessageFns<GetWorkflowRequest> = {
 };
 
 function createBaseGetWorkflowResponse(): GetWorkflowResponse {
-  return { workflow: undefined, provenance: 0 };
+  return { workflow: undefined, provenance: 0, nextRunAt: undefined, scheduleTimeZone: "" };
 }
 
 export const GetWorkflowResponse: MessageFns<GetWorkflowResponse> = {
@@ -1052,6 +1101,12 @@ export const GetWorkflowResponse: MessageFns<GetWorkflowResponse> = {
     }
     if (message.provenance !== 0) {
       writer.uint32(16).int32(message.provenance);
+    }
+    if (message.nextRunAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.nextRunAt), writer.uint32(26).fork()).join();
+    }
+    if (message.scheduleTimeZone !== "") {
+      writer.uint32(34).string(message.scheduleTimeZone);
     }
     return writer;
   },
@@ -1085,6 +1140,22 @@ export const GetWorkflowResponse: MessageFns<GetWorkflowResponse> = {
             message.provenance = reader.int32() as any;
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextRunAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.scheduleTimeZone = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1101,6 +1172,16 @@ export const GetWorkflowResponse: MessageFns<GetWorkflowResponse> = {
     return {
       workflow: isSet(object.workflow) ? Workflow.fromJSON(object.workflow) : undefined,
       provenance: isSet(object.provenance) ? provenanceFromJSON(object.provenance) : 0,
+      nextRunAt: isSet(object.nextRunAt)
+        ? fromJsonTimestamp(object.nextRunAt)
+        : isSet(object.next_run_at)
+        ? fromJsonTimestamp(object.next_run_at)
+        : undefined,
+      scheduleTimeZone: isSet(object.scheduleTimeZone)
+        ? globalThis.String(object.scheduleTimeZone)
+        : isSet(object.schedule_time_zone)
+        ? globalThis.String(object.schedule_time_zone)
+        : "",
     };
   },
 
@@ -1111,6 +1192,12 @@ export const GetWorkflowResponse: MessageFns<GetWorkflowResponse> = {
     }
     if (message.provenance !== 0) {
       obj.provenance = provenanceToJSON(message.provenance);
+    }
+    if (message.nextRunAt !== undefined) {
+      obj.nextRunAt = message.nextRunAt.toISOString();
+    }
+    if (message.scheduleTimeZone !== "") {
+      obj.scheduleTimeZone = message.scheduleTimeZone;
     }
     return obj;
   },
@@ -1124,6 +1211,8 @@ export const GetWorkflowResponse: MessageFns<GetWorkflowResponse> = {
       ? Workflow.fromPartial(object.workflow)
       : undefined;
     message.provenance = object.provenance ?? 0;
+    message.nextRunAt = object.nextRunAt ?? undefined;
+    message.scheduleTimeZone = object.scheduleTimeZone ?? "";
     return message;
   },
 };
