@@ -1,5 +1,13 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
-import { type LaunchRequest, launchLine, starterCommand } from "./sandbox-starter.js";
+import {
+  type LaunchRequest,
+  launchLine,
+  starterCommand,
+  writeStarterFileSync,
+} from "./sandbox-starter.js";
 
 const tools = {
   shPath: "/bin/sh",
@@ -89,5 +97,31 @@ describe("launchLine", () => {
     expect(() =>
       launchLine("n1", { ...request, limits: { ...request.limits, openFiles: 0 } }),
     ).toThrow(/open files limit 0 must be a positive integer/);
+  });
+});
+
+describe("writeStarterFileSync", () => {
+  test("writes a new file of mode 0640 whatever the umask, refuses an existing one, and leaves nothing half-written", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bifrost-starter-file-"));
+    const previous = process.umask(0o077);
+    try {
+      const path = join(dir, "a.args");
+      writeStarterFileSync(path, "--setenv\0X\0y\0");
+      expect(statSync(path).mode & 0o777).toBe(0o640);
+      expect(readFileSync(path, "utf8")).toBe("--setenv\0X\0y\0");
+      // Never another's file under the same name (nor one a symlink points to).
+      writeFileSync(join(dir, "taken"), "theirs");
+      expect(() => writeStarterFileSync(join(dir, "taken"), "ours")).toThrow(/EEXIST/);
+      expect(readFileSync(join(dir, "taken"), "utf8")).toBe("theirs");
+      // A write that fails removes its file, so a retry under the same name can succeed.
+      const failing = join(dir, "seccomp.bpf");
+      expect(() => writeStarterFileSync(failing, 42 as unknown as string)).toThrow();
+      expect(existsSync(failing)).toBe(false);
+      writeStarterFileSync(failing, "program");
+      expect(readFileSync(failing, "utf8")).toBe("program");
+    } finally {
+      process.umask(previous);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, fchmodSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, fchmodSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { chmod, chown } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import type { SandboxCgroup } from "./cgroups.js";
@@ -216,6 +216,10 @@ export function writeStarterFileSync(path: string, data: string | Uint8Array): v
   try {
     fchmodSync(fd, starterFileMode);
     writeFileSync(fd, data);
+  } catch (error) {
+    // Never leave a partial file behind: a retry under the same name would find it (wx).
+    rmSync(path, { force: true });
+    throw error;
   } finally {
     closeSync(fd);
   }
