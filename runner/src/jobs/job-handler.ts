@@ -223,25 +223,46 @@ export function createJobHandler(deps: {
       },
     };
 
+    /**
+     * Sends the outcome (`send`); false when the control plane refused it because this
+     * attempt's token no longer counts: the execution has ended without it (failed as lost,
+     * or an earlier try of this very call went through and its answer was lost in a
+     * restart). A redelivery would find nothing to claim, so the job ends here either way.
+     */
+    const recordOutcome = (send: () => Promise<unknown>): Promise<boolean> =>
+      send().then(
+        () => true,
+        (error: Partial<ServiceError>) => {
+          if (error.code !== status.UNAUTHENTICATED) throw error;
+          deps.log.info(
+            { ...log, err: error },
+            "outcome not recorded: the execution had already ended",
+          );
+          return false;
+        },
+      );
+
     let outcome: ExecutionOutcome;
     try {
       // A host the runner refuses is the configuration's fault, not the runner's: fail the
       // execution naming it instead of retrying on another runner.
       const refused = [...claim.network, ...claim.organizationHosts].map(hostProblem).find(Boolean);
       if (refused) {
-        await client.completeExecution({
-          executionToken: token,
-          executionId: job.executionId,
-          status: ExecutionStatus.EXECUTION_STATUS_FAILED,
-          result: undefined,
-          error: {
-            name: "NetworkPolicyError",
-            message: refused,
-            stack: "",
-            kind: "invalid_network",
-            retryable: false,
-          },
-        });
+        await recordOutcome(() =>
+          client.completeExecution({
+            executionToken: token,
+            executionId: job.executionId,
+            status: ExecutionStatus.EXECUTION_STATUS_FAILED,
+            result: undefined,
+            error: {
+              name: "NetworkPolicyError",
+              message: refused,
+              stack: "",
+              kind: "invalid_network",
+              retryable: false,
+            },
+          }),
+        );
         deps.metrics?.finished({
           status: "failed",
           errorKind: "invalid_network",
@@ -283,7 +304,7 @@ export function createJobHandler(deps: {
     }
     // Events still buffered go out before the outcome. With none, a report would only fetch
     // the cancellation flag, which no longer matters: one round trip less per execution.
-    const recorded = await (async () => {
+    const recorded = await recordOutcome(async () => {
       if (logs.length > 0 || checkpoints.length > 0) await flush();
       await client.completeExecution({
         executionToken: token,
@@ -292,21 +313,7 @@ export function createJobHandler(deps: {
         result: outcome.status === "succeeded" ? outcome.result : undefined,
         error: outcome.status === "succeeded" ? undefined : outcome.error,
       });
-    })().then(
-      () => true,
-      (error: Partial<ServiceError>) => {
-        // The control plane no longer takes this attempt's token: the execution has ended
-        // without this outcome (failed as lost, or an earlier try of this very call went
-        // through and its answer was lost in a restart). A redelivery would find nothing to
-        // claim, so the job ends here instead of going round again.
-        if (error.code !== status.UNAUTHENTICATED) throw error;
-        deps.log.info(
-          { ...log, err: error },
-          "outcome not recorded: the execution had already ended",
-        );
-        return false;
-      },
-    );
+    });
     deps.metrics?.finished({
       status: outcome.status,
       ...(outcome.status !== "succeeded" && { errorKind: outcome.error.kind }),
