@@ -124,6 +124,10 @@ function checkParamsSize(params: Record<string, unknown>, field: string): void {
   }
 }
 
+/** Params' problems as one message, each naming its field. */
+const paramsProblems = (errors: ReadonlyArray<{ field: string; message: string }>) =>
+  errors.map((e) => `params.${e.field}: ${e.message}`).join("; ");
+
 const hashToken = (token: string) => createHash("sha256").update(token).digest();
 
 /** A row with its events as JSON columns (`eventColumns`) as a snapshot. */
@@ -308,9 +312,7 @@ export function createExecutionStore(deps: {
       const { workflow } = await deps.workflows.resolve(organizationId, workflowName);
       const checked = validateParams(workflow.metadata.params, params);
       if (!checked.ok) {
-        throw invalidArgument(
-          checked.errors.map((e) => `params.${e.field}: ${e.message}`).join("; "),
-        );
+        throw invalidArgument(paramsProblems(checked.errors));
       }
       const record = await insertQueued(
         actor,
@@ -338,9 +340,7 @@ export function createExecutionStore(deps: {
       if (!checked.ok) {
         // Discovery refuses such a declaration (sdk meta-check); this names one recorded before.
         throw invalidArgument(
-          `scheduled workflow "${workflow.name}" cannot start without params: ${checked.errors
-            .map((e) => `params.${e.field}: ${e.message}`)
-            .join("; ")}`,
+          `scheduled workflow "${workflow.name}" cannot start without params: ${paramsProblems(checked.errors)}`,
         );
       }
       const guard = sql`${deps.workflows.stillResolvesTo(
@@ -583,9 +583,9 @@ export function createExecutionStore(deps: {
       }
     },
 
-    /** Records the outcome of the current attempt; the token dies with it. */
     /**
-     * Ends the execution of `token` (which must be `executionId`'s, when given). With
+     * Records the outcome of the current attempt; the token dies with it. Ends the execution
+     * of `token` (which must be `executionId`'s, when given). With
      * `snapshot`, also returns it as it ended, logs and checkpoints included — what a caller
      * waiting for it reads next — from the same statement, for this replica to hand to its
      * own waiters (ExecutionWaiter.completing).
