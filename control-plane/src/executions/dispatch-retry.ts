@@ -1,4 +1,5 @@
 import type { Logger } from "../log.js";
+import { publishAndMark } from "./dispatch.js";
 import type { ExecutionStore } from "./execution-store.js";
 import type { JobQueue } from "./job-queue.js";
 
@@ -26,8 +27,7 @@ export function startDispatchRetry(deps: {
   const retry = async () => {
     for (const row of await deps.executions.undispatched(deps.olderThanMs, 500)) {
       try {
-        await deps.queue.publish({ executionId: row.id, organizationId: row.organization_id });
-        await deps.executions.markDispatched([row.id]);
+        await publishAndMark(deps, { id: row.id, organizationId: row.organization_id });
         deps.log.info({ executionId: row.id }, "deferred dispatch published");
       } catch (error) {
         deps.log.warn({ err: error, executionId: row.id }, "deferred dispatch failed");

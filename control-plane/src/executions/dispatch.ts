@@ -44,6 +44,20 @@ export async function dispatchExecution(
 }
 
 /**
+ * Publishes a recorded execution's job and records its dispatch in a statement of its own:
+ * for the starts outside an RPC (the dispatch retry, schedules), rare enough to need no batch
+ * of marks (`dispatchExecution`). Throws when NATS is away; the execution then stays queued
+ * and undispatched, for the dispatch retry.
+ */
+export async function publishAndMark(
+  deps: { queue: Pick<JobQueue, "publish">; executions: Pick<ExecutionStore, "markDispatched"> },
+  execution: { id: string; organizationId: string },
+): Promise<void> {
+  await deps.queue.publish({ executionId: execution.id, organizationId: execution.organizationId });
+  await deps.executions.markDispatched([execution.id]);
+}
+
+/**
  * Waits until the execution ends or `deadline` (epoch ms) passes, and returns what `read`
  * gives then (the record, say): terminal by `statusOf`, or still queued/running when the
  * deadline passed.

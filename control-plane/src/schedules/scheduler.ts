@@ -5,6 +5,7 @@ import {
   scheduleTimeZoneOf,
   scheduleTimezoneKey,
 } from "../config-store/platform-keys.js";
+import { publishAndMark } from "../executions/dispatch.js";
 import type { ExecutionStore } from "../executions/execution-store.js";
 import type { JobQueue } from "../executions/job-queue.js";
 import type { Logger } from "../log.js";
@@ -136,8 +137,7 @@ export function startScheduler(deps: {
       "scheduled run started",
     );
     try {
-      await deps.queue.publish({ executionId: record.id, organizationId });
-      await deps.executions.markDispatched([record.id]);
+      await publishAndMark(deps, record);
     } catch (error) {
       // Still queued and undispatched: the dispatch retry publishes it (dispatch-retry.ts).
       deps.log.warn({ err: error, executionId: record.id }, "dispatch deferred");
