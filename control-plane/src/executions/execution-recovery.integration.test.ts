@@ -7,6 +7,7 @@ import { connectControlPlane, createJobHandler, startJobConsumer } from "@bifros
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
+import { waitForEnd as waitForExecutionEnd } from "../testing/execution-waits.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { createRunnerKey } from "../testing/runner-identity.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
@@ -46,27 +47,8 @@ const nats = async () => {
   return nc;
 };
 
-async function waitForEnd(
-  id: string,
-): Promise<
-  NonNullable<
-    Awaited<ReturnType<ReturnType<TenancyWorld["as"]>["executions"]["getExecution"]>>["execution"]
-  >
-> {
-  const api = world.as(world.keys.platformAdmin);
-  for (let i = 0; i < 300; i++) {
-    const { execution } = await api.executions.getExecution({ id });
-    if (
-      execution &&
-      execution.status !== ExecutionStatus.EXECUTION_STATUS_QUEUED &&
-      execution.status !== ExecutionStatus.EXECUTION_STATUS_RUNNING
-    ) {
-      return execution;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`execution ${id} did not end`);
-}
+const waitForEnd = (id: string) =>
+  waitForExecutionEnd(world.as(world.keys.platformAdmin), id, 15_000);
 
 /** Waits until no runner has a pull request waiting on the job consumer. */
 async function noPendingPulls(): Promise<void> {

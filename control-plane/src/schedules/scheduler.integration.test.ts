@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { openJobQueue } from "../executions/job-queue.js";
 import { createLogger } from "../log.js";
 import { connectNats } from "../nats.js";
+import { waitForEnd } from "../testing/execution-waits.js";
 import { startTestControlPlane, type TestControlPlane } from "../testing/harness.js";
 import { type InProcessRunner, startInProcessRunner } from "../testing/in-process-runner.js";
 import { createTenancyWorld, type TenancyWorld } from "../testing/tenancy-world.js";
@@ -69,21 +70,7 @@ async function scheduledRuns() {
     from executions where scheduled_for is not null order by scheduled_for, organization_id`;
 }
 
-async function ended(id: string) {
-  const api = world.as(world.keys.platformAdmin);
-  for (let i = 0; i < 300; i++) {
-    const { execution } = await api.executions.getExecution({ id });
-    if (
-      execution &&
-      execution.status !== ExecutionStatus.EXECUTION_STATUS_QUEUED &&
-      execution.status !== ExecutionStatus.EXECUTION_STATUS_RUNNING
-    ) {
-      return execution;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`execution ${id} did not end`);
-}
+const ended = (id: string) => waitForEnd(world.as(world.keys.platformAdmin), id, 30_000);
 
 beforeAll(async () => {
   cp = await startTestControlPlane();

@@ -1,4 +1,5 @@
-import { type Execution, ExecutionStatus } from "@bifrost/proto";
+import type { Execution } from "@bifrost/proto";
+import { hasEnded, waitForExecution } from "./execution-waits.js";
 import type { TestControlPlane } from "./harness.js";
 import { createRunnerKey } from "./runner-identity.js";
 import { createTenancyWorld, type TenancyWorld } from "./tenancy-world.js";
@@ -70,19 +71,8 @@ export async function createResilienceWorld(cp: TestControlPlane): Promise<Resil
   await cp.discovery.drain();
   const runnerKey = await createRunnerKey(root, "resilience");
 
-  const waitFor = async (id: string, check: (e: Execution) => boolean, withinMs = 20_000) => {
-    const api = world.as(world.keys.platformAdmin);
-    const deadline = Date.now() + withinMs;
-    let last: Execution | undefined;
-    while (Date.now() < deadline) {
-      last = (await api.executions.getExecution({ id })).execution;
-      if (last && check(last)) return last;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error(
-      `execution ${id} did not reach the expected state; last: ${JSON.stringify(last)}`,
-    );
-  };
+  const waitFor = (id: string, check: (e: Execution) => boolean, withinMs?: number) =>
+    waitForExecution(world.as(world.keys.platformAdmin), id, check, withinMs);
   return {
     world,
     runnerKey,
@@ -102,13 +92,6 @@ export async function createResilienceWorld(cp: TestControlPlane): Promise<Resil
       return execution?.id as string;
     },
     waitFor,
-    waitForEnd: (id, withinMs) =>
-      waitFor(
-        id,
-        (e) =>
-          e.status !== ExecutionStatus.EXECUTION_STATUS_QUEUED &&
-          e.status !== ExecutionStatus.EXECUTION_STATUS_RUNNING,
-        withinMs,
-      ),
+    waitForEnd: (id, withinMs) => waitFor(id, hasEnded, withinMs),
   };
 }
