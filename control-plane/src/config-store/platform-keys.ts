@@ -19,9 +19,9 @@ export function isTimeZone(zone: string): boolean {
   }
 }
 
-/** The zone a `schedule.timezone` value names, or UTC when there is none (or none valid). */
-export function scheduleTimeZoneOf(value: ConfigValue | undefined): string {
-  return value?.type === "string" && isTimeZone(value.value) ? value.value : "UTC";
+/** The zone a `schedule.timezone` value names; undefined when it names none (or is absent). */
+export function scheduleTimeZoneOf(value: ConfigValue | undefined): string | undefined {
+  return value?.type === "string" && isTimeZone(value.value) ? value.value : undefined;
 }
 
 /**

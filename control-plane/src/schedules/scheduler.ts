@@ -1,10 +1,6 @@
 import { CronExpressionParser } from "cron-parser";
 import { type ConfigStore, effectiveValueOf } from "../config-store/config-store.js";
-import {
-  isTimeZone,
-  scheduleTimeZoneOf,
-  scheduleTimezoneKey,
-} from "../config-store/platform-keys.js";
+import { scheduleTimeZoneOf, scheduleTimezoneKey } from "../config-store/platform-keys.js";
 import { publishAndMark } from "../executions/dispatch.js";
 import type { ExecutionStore } from "../executions/execution-store.js";
 import type { JobQueue } from "../executions/job-queue.js";
@@ -107,7 +103,7 @@ export function startScheduler(deps: {
     return rows.map(({ alongside, ...entry }) => {
       const value = effectiveValueOf(alongside.time_zone);
       const timeZone = scheduleTimeZoneOf(value);
-      if (value && !(value.type === "string" && isTimeZone(value.value))) {
+      if (value && !timeZone) {
         // Refused on write (platform-keys.ts); only a value set before that, or a zone this
         // runtime no longer knows, gets here.
         warnOnce(
@@ -116,7 +112,7 @@ export function startScheduler(deps: {
           `config "${scheduleTimezoneKey}" is not a time zone; schedules are read in UTC`,
         );
       }
-      return { ...entry, timeZone };
+      return { ...entry, timeZone: timeZone ?? "UTC" };
     });
   }
   let round: Promise<number> = Promise.resolve(0);

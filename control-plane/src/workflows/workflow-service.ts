@@ -44,12 +44,12 @@ export function createWorkflowService(
   config: ConfigStore,
 ): WorkflowServiceServer {
   const rules = policy.WorkflowService;
-  /** The organization's schedule time zone, read once per call that needs it. */
+  /** The organization's schedule time zone (UTC without one), read once per call that needs it. */
   const timeZoneOf = async (organizationId: string) =>
     scheduleTimeZoneOf(
       (await config.resolve(organizationId, scheduleTimezoneKey, { organizationChecked: true }))
         ?.entry.value,
-    );
+    ) ?? "UTC";
   /** When a scheduled workflow next runs for an organization whose zone is `timeZone`. */
   const nextRun = (
     record: WorkflowRecord,
