@@ -140,6 +140,15 @@ describe("prepareSandboxRoot", () => {
     }
   });
 
+  test("a Deno made owner-only after its root was built gets a new root, with an open copy", async () => {
+    const first = await prepareSandboxRoot({ parent: join(dir, "work"), deno, sdkDir });
+    await chmod(deno.path, 0o700);
+    const second = await prepareSandboxRoot({ parent: join(dir, "work"), deno, sdkDir });
+    expect(second).not.toBe(first);
+    expect((await stat(join(second, "bin/deno"))).mode & 0o777).toBe(0o755);
+    expect((await stat(join(second, "bin/deno"))).ino).not.toBe((await stat(deno.path)).ino);
+  });
+
   test("a crashed build's staging directory is removed after an hour, not while it may be in progress", async () => {
     const parent = join(dir, "work");
     const old = join(parent, ".staging-sandbox-root-old");

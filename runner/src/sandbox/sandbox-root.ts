@@ -91,8 +91,9 @@ export async function prepareSandboxRoot(options: {
 
 /**
  * Names a root by what it holds: each file's identity (path, device, inode, size, modification
- * time), which a replaced or rewritten binary changes, and the SDK's bytes. Not the change
- * time: linking the file into a root changes that.
+ * time), which a replaced or rewritten binary changes, its mode (a linked file shares it: one
+ * made owner-only later must be copied instead, see `linkOrCopy`), and the SDK's bytes. Not
+ * the change time: linking the file into a root changes that.
  */
 async function contentKey(
   files: ReadonlyArray<{ source: string; target: string }>,
@@ -101,7 +102,7 @@ async function contentKey(
   const hash = createHash("sha256");
   for (const { source, target } of files) {
     const s = await stat(source);
-    hash.update(`${target}\0${source}\0${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}\0`);
+    hash.update(`${target}\0${source}\0${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.mode}\0`);
   }
   for (const entry of (await readdir(sdkDir, { recursive: true })).sort()) {
     const path = join(sdkDir, entry);
